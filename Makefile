@@ -1,0 +1,51 @@
+# AutoVoice developer commands. `make demo` and `make test` work from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install demo test lint format typecheck pytest bench serve clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed  ## Install AutoVoice and its locked dependencies into .venv
+
+demo: install  ## Build a voice profile from the bundled clips and print its report
+	@bash scripts/demo.sh
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+format: install  ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
+
+typecheck: install  ## mypy (strict) on src/
+	$(BIN)/mypy
+
+pytest: install  ## The test suite with coverage
+	$(BIN)/pytest --cov --cov-report=term:skip-covered -q
+
+test: lint typecheck pytest  ## Everything CI runs: lint, types, tests
+
+bench: install  ## Speed and quality benchmarks (writes bench/results/)
+	$(BIN)/python bench/core.py
+
+serve: install  ## Run the service on 127.0.0.1:8000
+	$(BIN)/autovoice serve
+
+clean:  ## Remove the environment and caches
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .coverage demo-output

@@ -1,0 +1,263 @@
+"""Decode, resample and encode audio.
+
+Decoding uses libsndfile (``soundfile``: wav, flac, ogg/vorbis, ogg/opus, mp3) and falls back to FFmpeg
+(``av``: m4a/aac, opus in webm/mka, anything else FFmpeg reads). Resampling uses soxr at very high quality.
+Audio inside AutoVoice is ``float32`` shaped ``(channels, samples)``, or ``(samples,)`` when mono was asked
+for, and always travels with its sample rate ``sr`` in Hz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+from autovoice.config import Settings, get_settings
+from autovoice.errors import (
+    AudioError,
+    NotFoundError,
+    ParameterError,
+    PayloadTooLargeError,
+    UnsupportedFormatError,
+)
+
+#: Formats :func:`save` can write, by file extension.
+OutputFormat = Literal["wav", "flac", "ogg", "mp3"]
+OUTPUT_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "mp3")
+SUPPORTED_INPUTS = "wav, flac, ogg (vorbis/opus), mp3, m4a/aac, opus, webm"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read without decoding all of it."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    duration_s: float
+    format: str
+
+
+def probe(path: str | os.PathLike[str], *, settings: Settings | None = None) -> AudioInfo:
+    """Read a file's sample rate, channel count and duration, checking existence and size first.
+
+    Raises
+    ------
+    NotFoundError
+        ``file_not_found``.
+    AudioError
+        ``audio_empty`` for a zero-byte file.
+    PayloadTooLargeError
+        ``file_too_large`` above ``settings.max_file_bytes``.
+    UnsupportedFormatError
+        ``unsupported_format`` when neither libsndfile nor FFmpeg can read it as audio.
+    """
+    settings = settings or get_settings()
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError("file_not_found", f"No such audio file: {p}", {"path": str(p)})
+    size = p.stat().st_size
+    if size == 0:
+        raise AudioError("audio_empty", f"{p.name} is empty (0 bytes).", {"path": str(p)})
+    if size > settings.max_file_bytes:
+        raise PayloadTooLargeError(
+            "file_too_large",
+            f"{p.name} is {size / 2**20:.1f} MiB; the limit is "
+            f"{settings.max_file_bytes / 2**20:.0f} MiB (AUTOVOICE_MAX_FILE_BYTES).",
+            {"path": str(p), "bytes": size, "limit_bytes": settings.max_file_bytes},
+        )
+    try:
+        info = sf.info(str(p))
+        if info.frames > 0 and info.samplerate > 0:
+            return AudioInfo(
+                str(p),
+                int(info.samplerate),
+                int(info.channels),
+                info.frames / info.samplerate,
+                info.format.lower(),
+            )
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    return _probe_ffmpeg(p)
+
+
+def _probe_ffmpeg(p: Path) -> AudioInfo:
+    import av  # lazy: FFmpeg bindings are only needed for formats libsndfile lacks
+
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.audio:
+                raise _not_audio(p)
+            stream = container.streams.audio[0]
+            ctx = stream.codec_context
+            sr = int(ctx.sample_rate or 0)
+            channels = int(ctx.channels or 0)
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / 1_000_000
+            else:
+                duration = 0.0
+            return AudioInfo(str(p), sr, channels, duration, container.format.name.split(",")[0])
+    except av.error.FFmpegError as exc:
+        raise _not_audio(p, str(exc)) from exc
+
+
+def _not_audio(p: Path, why: str = "") -> UnsupportedFormatError:
+    return UnsupportedFormatError(
+        "unsupported_format",
+        f"Could not decode {p.name} as audio{': ' + why if why else ''}. "
+        f"Supported inputs: {SUPPORTED_INPUTS}. Check that the file is complete and not corrupt.",
+        {"path": str(p)},
+    )
+
+
+def decode(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Decode a whole file to ``float32`` of shape ``(channels, samples)`` at its own rate.
+
+    Raises ``unsupported_format`` when the file is not decodable audio.
+    """
+    p = Path(path)
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        if data.shape[0] > 0:
+            return np.ascontiguousarray(data.T), int(sr)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    return _decode_ffmpeg(p)
+
+
+def _decode_ffmpeg(p: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.audio:
+                raise _not_audio(p)
+            stream = container.streams.audio[0]
+            sr = int(stream.codec_context.sample_rate or 0)
+            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=sr)
+            chunks: list[np.ndarray] = []
+            for frame in container.decode(stream):
+                assert isinstance(frame, av.AudioFrame)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except av.error.FFmpegError as exc:
+        raise _not_audio(p, str(exc)) from exc
+    if not chunks or sr <= 0:
+        raise AudioError("audio_empty", f"{p.name} contains no audio samples.", {"path": str(p)})
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sr
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(channels, samples)`` -> ``(samples,)``; 1-D input is returned as is."""
+    if y.ndim == 1:
+        return y
+    return np.asarray(y.mean(axis=0), dtype=np.float32)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample with soxr (very high quality). Works on ``(samples,)`` and ``(channels, samples)``."""
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ParameterError(
+            "invalid_parameter", f"Sample rates must be positive, got {orig_sr} -> {target_sr}."
+        )
+    if orig_sr == target_sr:
+        return y.astype(np.float32, copy=False)
+    import soxr
+
+    if y.ndim == 1:
+        return np.asarray(soxr.resample(y, orig_sr, target_sr, quality="VHQ"), dtype=np.float32)
+    out = soxr.resample(np.ascontiguousarray(y.T), orig_sr, target_sr, quality="VHQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).T)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    sr: int | None = None,
+    mono: bool = False,
+    validate: bool = True,
+    settings: Settings | None = None,
+) -> tuple[np.ndarray, int]:
+    """Load an audio file as ``float32``, optionally resampled and downmixed, and validate it.
+
+    Parameters
+    ----------
+    path
+        Any format in :data:`SUPPORTED_INPUTS`.
+    sr
+        Target sample rate in Hz; ``None`` keeps the file's rate.
+    mono
+        Return ``(samples,)`` instead of ``(channels, samples)``.
+    validate
+        Run :func:`autovoice.audio.validate_audio` (duration, silence, NaN, channels, rate).
+
+    Returns
+    -------
+    (y, sr)
+        The samples and their sample rate in Hz.
+    """
+    from autovoice.audio.validate import check_limits, validate_audio
+
+    settings = settings or get_settings()
+    info = probe(path, settings=settings)
+    if validate:
+        check_limits(
+            duration_s=info.duration_s, sr=info.sample_rate, channels=info.channels, settings=settings
+        )
+    y, file_sr = decode(path)
+    if validate:
+        validate_audio(y, sr=file_sr, settings=settings)
+    if mono:
+        y = to_mono(y)
+    if sr is not None and sr != file_sr:
+        y = resample(y, orig_sr=file_sr, target_sr=sr)
+        file_sr = sr
+    return y, file_sr
+
+
+def save(
+    path: str | os.PathLike[str],
+    y: np.ndarray,
+    *,
+    sr: int,
+    format: OutputFormat | None = None,
+) -> Path:
+    """Write audio atomically: to a temporary file in the same directory, then renamed into place.
+
+    A failure leaves no partial file behind. ``format`` defaults to the file extension. ``y`` is
+    ``(samples,)`` or ``(channels, samples)`` float audio in [-1, 1]; wav and flac are written as 24-bit
+    PCM, ogg as Vorbis and mp3 as MPEG layer III (libsndfile).
+    """
+    p = Path(path)
+    fmt = (format or p.suffix.lstrip(".").lower()) or "wav"
+    if fmt not in OUTPUT_FORMATS:
+        raise ParameterError(
+            "unsupported_output_format",
+            f"Cannot write '{fmt}'. Choose one of: {', '.join(OUTPUT_FORMATS)}.",
+            {"format": fmt, "valid": list(OUTPUT_FORMATS)},
+        )
+    data = np.asarray(y, dtype=np.float32)
+    data = data.T if data.ndim == 2 else data
+    subtype = {"wav": "PCM_24", "flac": "PCM_24", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}[fmt]
+    sf_format = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}[fmt]
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(data, -1.0, 1.0), sr, format=sf_format, subtype=subtype)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return p

@@ -1,0 +1,64 @@
+"""Settings read from ``AUTOVOICE_*`` environment variables (or a ``.env`` file).
+
+One object holds everything configurable; no other module reads ``os.environ``. Defaults suit the
+embedded mode on one machine: SQLite and files under the data dir, in-process workers, no downloads.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("autovoice", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """AutoVoice configuration. Every field can be set as ``AUTOVOICE_<FIELD>`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOVOICE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Profiles, jobs, outputs.")
+    cache_dir: Path | None = Field(
+        default=None, description="Downloaded model weights; default: <data_dir>/models."
+    )
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda:N'.")
+    allow_downloads: bool = Field(
+        default=False, description="Let AutoVoice fetch model weights that are not bundled."
+    )
+    log_level: str = "INFO"
+
+    # Input limits.
+    max_audio_seconds: float = Field(default=15 * 60, gt=0, description="Longest accepted input.")
+    min_audio_seconds: float = Field(default=1.0, gt=0, description="Shortest accepted input.")
+    max_file_bytes: int = Field(default=500 * 1024 * 1024, gt=0, description="Largest input file.")
+    max_channels: int = Field(default=2, ge=1)
+    min_sample_rate: int = Field(default=8_000, gt=0)
+    max_sample_rate: int = Field(default=192_000, gt=0)
+
+    # Voice profiles.
+    profile_min_voiced_seconds: float = Field(default=3.0, gt=0)
+    profile_recommended_voiced_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Directory for downloaded weights."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "models"
+
+    @property
+    def profiles_dir(self) -> Path:
+        """Directory holding one sub-directory per voice profile."""
+        return self.data_dir / "profiles"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

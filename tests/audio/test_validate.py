@@ -1,0 +1,113 @@
+"""Bad-input table: every kind of unusable audio gets its stable error code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from autovoice.audio import load, validate_audio
+from autovoice.config import Settings
+from autovoice.errors import AudioError, AutoVoiceError, NotFoundError
+
+SR = 16_000
+
+
+def _tone(seconds: float, channels: int = 1, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 220 * t)
+    return np.tile(y, (channels, 1)).T if channels > 1 else y
+
+
+def _write(name: str, data: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        sf.write(str(d / name), data, sr, subtype=subtype)
+        return d / name
+
+    return make
+
+
+def _raw(name: str, content: bytes) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        (d / name).write_bytes(content)
+        return d / name
+
+    return make
+
+
+def _nan_wav(d: Path) -> Path:
+    y = _tone(2.0)
+    y[100:200] = np.nan
+    sf.write(str(d / "nan.wav"), y, SR, subtype="FLOAT")
+    return d / "nan.wav"
+
+
+def _truncated_flac(d: Path) -> Path:
+    sf.write(str(d / "full.flac"), _tone(3.0), SR)
+    (d / "cut.flac").write_bytes((d / "full.flac").read_bytes()[:60])
+    return d / "cut.flac"
+
+
+BAD_FILES = [
+    ("corrupt", _raw("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10), "unsupported_format"),
+    ("text", _raw("notes.mp3", b"these are not audio samples\n" * 100), "unsupported_format"),
+    ("truncated", _truncated_flac, "unsupported_format"),
+    ("empty", _raw("empty.wav", b""), "audio_empty"),
+    ("silence", _write("silence.wav", np.zeros(SR * 3)), "audio_silent"),
+    ("short", _write("short.wav", _tone(0.5)), "audio_too_short"),
+    ("8 channels", _write("surround.wav", _tone(2.0, channels=8)), "too_many_channels"),
+    ("NaN", _nan_wav, "audio_invalid_samples"),
+    ("4 kHz", _write("low.wav", _tone(2.0, sr=4000), sr=4000), "unsupported_sample_rate"),
+]
+
+
+@pytest.mark.parametrize(("label", "make", "code"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_raise_their_code(
+    tmp_path: Path, label: str, make: Callable[[Path], Path], code: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(AutoVoiceError) as err:
+        load(path)
+    assert err.value.code == code, err.value.message
+    assert err.value.caller_error
+    assert str(path.name) in err.value.message or err.value.details
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError) as err:
+        load(tmp_path / "nope.wav")
+    assert err.value.code == "file_not_found"
+
+
+def test_too_long_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf.write(str(tmp_path / "long.wav"), _tone(5.0), SR)
+    settings = Settings(max_audio_seconds=4.0)
+    monkeypatch.setattr("autovoice.audio.io.decode", lambda p: pytest.fail("decoded a too-long file"))
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "long.wav", settings=settings)
+    assert err.value.code == "audio_too_long"
+    assert err.value.details["max_s"] == 4.0
+
+
+def test_file_too_large(tmp_path: Path) -> None:
+    sf.write(str(tmp_path / "big.wav"), _tone(2.0), SR)
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "big.wav", settings=Settings(max_file_bytes=1000))
+    assert err.value.code == "file_too_large"
+    assert err.value.http_status == 413
+
+
+def test_clipping_is_a_warning_not_an_error() -> None:
+    y = np.clip(_tone(2.0) * 10, -1, 1).astype(np.float32)
+    check = validate_audio(y, sr=SR)
+    assert check.clipped_fraction > 0.1
+    assert any("clipped" in w for w in check.warnings)
+
+
+def test_valid_audio_has_no_warnings() -> None:
+    check = validate_audio(_tone(2.0).astype(np.float32), sr=SR)
+    assert check.warnings == []
+    assert check.duration_s == pytest.approx(2.0)
