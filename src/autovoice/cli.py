@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -22,7 +22,9 @@ from autovoice import __version__
 from autovoice.errors import AutoVoiceError
 
 if TYPE_CHECKING:
+    from autovoice.engines.base import Preset
     from autovoice.profiles import VoiceProfile
+    from autovoice.separation import Separation
 
 log = logging.getLogger("autovoice")
 
@@ -35,6 +37,8 @@ app = typer.Typer(
 )
 profile_app = typer.Typer(help="Create, list, show and delete voice profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+models_app = typer.Typer(help="List and download model weights that are not bundled.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -226,7 +230,8 @@ def analyze_cmd(
         else:
             typer.echo(
                 f"  range      {r['lowest_note']}–{r['highest_note']} "
-                f"({r['lowest_hz']:.0f}–{r['highest_hz']:.0f} Hz), tessitura {r['tessitura_notes'][0]}–{r['tessitura_notes'][1]}, median {r['median_note']} "
+                f"({r['lowest_hz']:.0f}–{r['highest_hz']:.0f} Hz), "
+                f"tessitura {r['tessitura_notes'][0]}–{r['tessitura_notes'][1]}, median {r['median_note']} "
                 f"({r['confidence']} confidence)"
             )
         if plot is not None:
@@ -235,22 +240,145 @@ def analyze_cmd(
     _emit(doc, as_json, human)
 
 
+# -- conversion ----------------------------------------------------------------------------------
+@app.command("convert")
+def convert_cmd(
+    input: Annotated[Path, typer.Argument(help="Song or vocal (wav, flac, ogg, mp3, m4a, opus).")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Target voice profile (name or id).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (.wav/.flac/.ogg/.mp3).")
+    ] = None,
+    pitch: Annotated[
+        float | None, typer.Option("--pitch", help="Transpose by N semitones (-24..24).")
+    ] = None,
+    auto_key: Annotated[
+        bool, typer.Option("--auto-key", help="Move the melody into the profile's range.")
+    ] = False,
+    preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality.")] = "balanced",
+    separation: Annotated[
+        str, typer.Option("--separation", help="auto, demucs, or none (the input is a vocal).")
+    ] = "auto",
+    accompaniment: Annotated[
+        Path | None, typer.Option("--accompaniment", help="Accompaniment to mix back in.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Quality report JSON (default: next to the output).")
+    ] = None,
+    stems: Annotated[
+        Path | None, typer.Option("--stems", help="Also write the converted vocals and accompaniment here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a song or vocal into a profile's voice, keeping melody and words, and measure it."""
+    from autovoice.pipeline import check_options, convert_file
+    from autovoice.profiles import ProfileStore
+
+    check_options(pitch_shift=pitch, auto_key=auto_key, preset=preset, separation=separation)
+    target = ProfileStore().get(profile)
+    with _progress(not as_json) as progress:
+        result = convert_file(
+            input,
+            profile=target,
+            output=output,
+            report_path=report,
+            accompaniment_path=accompaniment,
+            pitch_shift=pitch,
+            auto_key=auto_key,
+            preset=cast("Preset", preset),
+            separation=cast("Separation", separation),
+            stems_dir=stems,
+            device=_device(),
+            progress=progress,
+        )
+    doc = result.to_dict()
+    doc["input"] = str(input)
+    doc["profile"] = {"id": target.id, "name": target.name}
+
+    def human() -> None:
+        m = doc["metrics"] or {}
+        typer.echo(f"{input.name} -> {doc['output']}  (voice {target.name!r}, preset {doc['preset']})")
+        typer.echo(
+            f"  pitch      shift {doc['pitch_shift_semitones']:+.2f} semitones"
+            + (" (auto key)" if auto_key else "")
+        )
+        typer.echo(
+            f"  speed      {doc['audio_seconds']:.1f} s of audio in {doc['processing_seconds']:.1f} s "
+            f"(RTF {doc['rtf']:.3f})"
+        )
+        if m:
+            p, d = m["pitch"], m["dnsmos"]
+            typer.echo(
+                f"  pitch acc  median {p['median_abs_cents']} cents, RMSE {p['rmse_cents']} cents / "
+                f"{p['rmse_hz']} Hz, corr {p['correlation']}"
+            )
+            typer.echo(
+                f"  similarity {m['similarity_to_target']} to the profile "
+                f"(source: {m['similarity_source_to_target']}, gain {m['similarity_gain']})"
+            )
+            typer.echo(f"  DNSMOS     SIG {d['sig']}  BAK {d['bak']}  OVRL {d['ovrl']}")
+        typer.echo(f"  report     {doc['report']}")
+
+    _emit(doc, as_json, human)
+
+
+# -- models --------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Downloadable weights, where they go, and whether they are present."""
+    from autovoice.weights import REGISTRY, weights_path, weights_present
+
+    rows: list[dict[str, Any]] = [
+        {
+            "name": spec.name,
+            "version": spec.version,
+            "license": spec.license,
+            "size_bytes": spec.size_bytes,
+            "path": str(weights_path(spec.name)),
+            "present": weights_present(spec.name),
+        }
+        for spec in REGISTRY.values()
+    ]
+
+    def human() -> None:
+        for r in rows:
+            state = "present" if r["present"] else "missing"
+            size = f"{r['size_bytes'] / 2**20:6.1f} MiB"
+            typer.echo(f"{r['name']:<12} {state:<8} {size}  {r['license']:<8} {r['path']}")
+
+    _emit({"models": rows}, as_json, human)
+
+
+@models_app.command("download")
+def models_download(
+    name: Annotated[str, typer.Argument(help="Weights name (see `autovoice models list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Download weights into the cache and verify their hash (needs network access)."""
+    from autovoice.weights import download_weights
+
+    with _progress(not as_json) as progress:
+        path = download_weights(name, progress=progress)
+    _emit({"name": name, "path": str(path)}, as_json, lambda: typer.echo(f"{name}: {path}"))
+
+
 # -- entry point ---------------------------------------------------------------------------------
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code: 0 ok, 2 caller error, 1 internal error."""
-    import click
-
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args
     try:
         app(args=args, prog_name="autovoice", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted.", err=True)
         return 130
-    except click.ClickException as exc:  # usage errors: unknown option, missing argument...
-        exc.show()
+    except typer.TyperException as exc:  # usage errors (Typer's click): unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc}", err=True)
         return 2
     except AutoVoiceError as exc:
         _report_error(exc, as_json)

@@ -32,6 +32,9 @@ _ANALYSIS_SR = 16_000
 _FCPE_HOP = 160  # samples at 16 kHz = 10 ms
 _FCPE_WINDOW_S = 30.0  # FCPE attends over whole input: bounded windows keep memory flat
 _FCPE_PAD_S = 1.0
+#: FCPE voicing confidence threshold. The package default (0.006) reports white noise as 90 % voiced;
+#: 0.02 reports it unvoiced while keeping ~94 % of the voiced frames of clean speech.
+_FCPE_THRESHOLD = 0.02
 #: Voiced runs shorter than this are estimator blips (clicks, breaths), not notes.
 _MIN_VOICED_RUN_S = 0.03
 
@@ -157,7 +160,7 @@ def _fcpe(y: np.ndarray, *, sr: int, n_frames: int, hop_s: float, fmin: float, d
                 torch.from_numpy(np.ascontiguousarray(seg)).float()[None, :, None],
                 sr=_ANALYSIS_SR,
                 decoder_mode="local_argmax",
-                threshold=0.006,
+                threshold=_FCPE_THRESHOLD,
                 f0_min=fmin,
                 interp_uv=False,
             )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from autovoice.engines.base import Engine
+from autovoice.engines.base import Engine, Preset
 from autovoice.errors import ParameterError
 
 EngineName = Literal["world"]
@@ -15,8 +15,8 @@ DEFAULT_ENGINE: EngineName = "world"
 assert set(ENGINES) == set(get_args(EngineName))
 
 
-def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
-    """A new instance of the engine called ``name``.
+def get_engine(name: str = DEFAULT_ENGINE, **options: Any) -> Engine:
+    """A new instance of the engine called ``name``, built with keyword ``options`` (e.g. ``preset``).
 
     Raises ``unknown_engine`` (listing the valid names) for any other name.
     """
@@ -27,8 +27,8 @@ def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
             {"engine": name, "valid": sorted(ENGINES)},
         )
     module, cls = ENGINES[name].split(":")
-    engine: Engine = getattr(importlib.import_module(module), cls)()
+    engine: Engine = getattr(importlib.import_module(module), cls)(**options)
     return engine
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "EngineName", "get_engine"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "EngineName", "Preset", "get_engine"]

@@ -6,11 +6,14 @@ Adding an engine means adding one module with a class that follows :class:`Engin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 import numpy as np
 
 from autovoice.progress import ProgressCallback, no_progress
+
+#: Conversion presets, defined once: engines and the pipeline map them to their own options.
+Preset = Literal["fast", "balanced", "quality"]
 
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
