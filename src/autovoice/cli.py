@@ -40,6 +40,13 @@ app.add_typer(profile_app, name="profile")
 models_app = typer.Typer(help="List and download model weights that are not bundled.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
+# The service's commands import nothing heavy at module level, so `autovoice --help` stays fast.
+from autovoice.service.cli import apikey_app, serve, worker  # noqa: E402
+
+app.add_typer(apikey_app, name="apikey")
+app.command("serve")(serve)
+app.command("worker")(worker)
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 

@@ -47,6 +47,31 @@ class Settings(BaseSettings):
     profile_min_voiced_seconds: float = Field(default=3.0, gt=0)
     profile_recommended_voiced_seconds: float = Field(default=30.0, gt=0)
 
+    # Text to speech.
+    tts_max_chars: int = Field(default=5000, gt=0, description="Longest accepted text.")
+
+    # Service: storage, jobs, auth, limits (see docs/service.md).
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite (WAL) at <data_dir>/autovoice.db."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis://...); set = distributed mode with workers."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for progress pub/sub and rate limits; default: broker_url."
+    )
+    rate_limit: str = Field(default="100/minute", description="Per key/client; '' disables.")
+    job_rate_limit: str = Field(default="10/minute", description="Job-creating requests; '' disables.")
+    require_api_key: bool | None = Field(
+        default=None, description="None: required only when binding a non-loopback address."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0, description="Largest uploaded file.")
+    max_upload_files: int = Field(default=20, ge=1, description="Most files in one request.")
+    job_workers: int = Field(default=1, ge=1, description="Concurrent jobs in the embedded server.")
+    job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job attempt.")
+    job_max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed.")
+
     @property
     def model_cache_dir(self) -> Path:
         """Directory for downloaded weights."""

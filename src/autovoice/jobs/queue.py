@@ -1,0 +1,153 @@
+"""Job queues: :class:`LocalQueue` (threads in the server) and :class:`CeleryQueue` (Redis + workers).
+
+Both run the same :func:`autovoice.jobs.task.run_job`; a queue only moves job *ids*. Enqueue after the
+row is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+from autovoice.config import Settings
+from autovoice.errors import AutoVoiceError
+from autovoice.jobs.store import JobStore
+from autovoice.jobs.task import JobContext, run_job
+
+log = logging.getLogger(__name__)
+
+
+class QueueUnavailableError(AutoVoiceError):
+    """The job queue (broker) cannot take work right now."""
+
+    http_status = 503
+    caller_error = False
+
+
+class JobQueue(Protocol):
+    """Where job ids go to be run."""
+
+    #: ``local`` or ``celery``.
+    mode: str
+
+    def start(self) -> None:
+        """Begin taking work (a local queue re-queues jobs interrupted by a crash here)."""
+        ...
+
+    def submit(self, job_id: str) -> None:
+        """Schedule the (committed) job; raises ``queue_unavailable`` when that is impossible."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop taking work; running local jobs go back to ``queued`` for the next start."""
+        ...
+
+
+class LocalQueue:
+    """A bounded thread pool inside the server process.
+
+    Parameters
+    ----------
+    ctx
+        The process's job context (database, event bus, settings).
+    workers
+        Jobs run at the same time (``Settings.job_workers``).
+    """
+
+    mode = "local"
+
+    def __init__(self, ctx: JobContext, *, workers: int = 1) -> None:
+        self.ctx = ctx
+        self.workers = max(int(workers), 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: set[Future[str]] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autovoice-job")
+        store = JobStore(self.ctx.db, self.ctx.blobs)
+        pending = store.unfinished_ids()
+        if pending:
+            # Nothing else runs jobs in embedded mode: whatever is `running` now was cut off by a crash.
+            store.mark_interrupted(pending)
+            log.info("re-queueing %d job(s) left unfinished by the last run", len(pending))
+        for job_id in pending:
+            self.submit(job_id)
+
+    def submit(self, job_id: str) -> None:
+        if self._pool is None:
+            raise QueueUnavailableError("queue_unavailable", "The job queue is not running.")
+        future = self._pool.submit(self._run, job_id)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _run(self, job_id: str) -> str:
+        try:
+            return run_job(job_id, self.ctx)
+        except Exception:
+            log.exception("job %s could not be run", job_id)
+            raise
+
+    def _done(self, future: Future[str]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._futures)
+
+    def shutdown(self) -> None:
+        self.ctx.stopping.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+TASK_NAME = "autovoice.run_job"
+
+
+class CeleryQueue:
+    """Send job ids to Celery workers over the Redis broker (``Settings.broker_url``)."""
+
+    mode = "celery"
+
+    def __init__(self, settings: Settings) -> None:
+        from autovoice.jobs.celery_app import make_celery
+
+        self.app = make_celery(settings)
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, job_id: str) -> None:
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id])
+        except Exception as exc:  # kombu raises many types for "broker unreachable"
+            raise QueueUnavailableError(
+                "queue_unavailable",
+                "The job queue (broker) is unreachable; the job was not started. Try again shortly.",
+                {"reason": type(exc).__name__},
+            ) from exc
+
+    def shutdown(self) -> None:
+        pass
+
+
+def make_queue(ctx: JobContext) -> LocalQueue | CeleryQueue:
+    """``CeleryQueue`` when ``broker_url`` is set, else a ``LocalQueue`` of ``job_workers`` threads."""
+    if ctx.settings.broker_url:
+        return CeleryQueue(ctx.settings)
+    return LocalQueue(ctx, workers=ctx.settings.job_workers)
+
+
+def redis_url(settings: Settings) -> str | None:
+    """Redis for pub/sub and rate limits: ``redis_url``, else a ``redis://`` broker URL, else None."""
+    if settings.redis_url:
+        return settings.redis_url
+    broker = settings.broker_url
+    if broker and broker.startswith(("redis://", "rediss://")):
+        return broker
+    return None

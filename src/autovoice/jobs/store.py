@@ -1,0 +1,143 @@
+"""Job rows: create, read, cancel, delete, count. The row is the truth about a job."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from autovoice.errors import NotFoundError
+from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, check_id
+from autovoice.storage.models import utcnow
+
+
+def new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex[:16]}"
+
+
+def job_snapshot(row: JobRow) -> dict[str, Any]:
+    """A detached, JSON-able copy of a row (what routes and events work with)."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "progress": round(float(row.progress), 4),
+        "stage": row.stage,
+        "params": dict(row.params or {}),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "result": dict(row.result) if row.result else None,
+        "metrics": dict(row.metrics) if row.metrics else None,
+        "error": dict(row.error) if row.error else None,
+        "attempts": row.attempts,
+        "device": row.device,
+        "cancel_requested": row.cancel_requested,
+    }
+
+
+class JobStore:
+    """Operations on job rows (and their blobs, on delete)."""
+
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    def create(self, job_id: str, *, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Insert a ``queued`` job and commit (enqueue only after this returns)."""
+        with self.db.session() as s:
+            row = JobRow(
+                id=job_id,
+                kind=kind,
+                params=params,
+                status="queued",
+                progress=0.0,
+                stage="queued",
+                attempts=0,
+                cancel_requested=False,
+            )
+            s.add(row)
+            s.flush()
+            return job_snapshot(row)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job's snapshot; ``job_not_found`` when there is none."""
+        with self.db.session() as s:
+            row = s.get(JobRow, self._checked(job_id))
+            if row is None:
+                raise self._not_found(job_id)
+            return job_snapshot(row)
+
+    def cancel_or_delete(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a queued or running job (returns its snapshot), or delete a finished one (returns None).
+
+        A queued job is cancelled at once; a running one gets ``cancel_requested`` and stops at its next
+        progress step. A finished job's row and blobs are deleted.
+        """
+        with self.db.session() as s:
+            row = s.get(JobRow, self._checked(job_id), with_for_update=True)
+            if row is None:
+                raise self._not_found(job_id)
+            if row.status in FINAL_STATUSES:
+                s.delete(row)
+                snapshot = None
+            else:
+                row.cancel_requested = True
+                if row.status == "queued":
+                    row.status, row.stage, row.finished_at = "cancelled", "cancelled", utcnow()
+                    row.error = {"code": "cancelled", "message": "The job was cancelled.", "details": {}}
+                row.updated_at = utcnow()
+                snapshot = job_snapshot(row)
+        if snapshot is None:
+            self.blobs.delete_job(job_id)
+        return snapshot
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.db.session() as s:
+            rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+            return {str(status): int(n) for status, n in rows}
+
+    def queued_count(self) -> int:
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).where(JobRow.status == "queued")) or 0)
+
+    def unfinished_ids(self) -> list[str]:
+        """Ids of jobs ``queued`` or ``running``, oldest first (to re-queue after a restart)."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.status.in_(("queued", "running")))
+                    .order_by(JobRow.created_at, JobRow.id)
+                ).all()
+            )
+
+    def mark_interrupted(self, job_ids: list[str]) -> None:
+        """Put ``running`` rows back to ``queued`` (their process died or is shutting down)."""
+        with self.db.session() as s:
+            for row in s.scalars(select(JobRow).where(JobRow.id.in_(job_ids))).all():
+                if row.status == "running":
+                    row.status, row.stage, row.updated_at = "queued", "requeued", utcnow()
+
+    def fail(self, job_id: str, error: dict[str, Any]) -> None:
+        """Mark a job failed before it ran (e.g. the queue could not take it)."""
+        with self.db.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is not None and row.status not in FINAL_STATUSES:
+                row.status, row.stage, row.error = "failed", "failed", error
+                row.finished_at = row.updated_at = utcnow()
+
+    @staticmethod
+    def _checked(job_id: str) -> str:
+        try:
+            return check_id(job_id)
+        except Exception:
+            raise JobStore._not_found(job_id) from None
+
+    @staticmethod
+    def _not_found(job_id: str) -> NotFoundError:
+        return NotFoundError(
+            "job_not_found", f"No conversion job with id '{job_id[:80]}'.", {"job_id": job_id[:80]}
+        )

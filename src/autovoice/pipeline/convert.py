@@ -1,0 +1,368 @@
+"""Song and speech conversion: separate -> track pitch -> plan -> convert -> remix -> measure.
+
+No I/O of its own beyond the files it is given: :func:`convert_audio` works on arrays,
+:func:`convert_file` adds loading and atomic writing of the outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autovoice.analysis import estimate_f0
+from autovoice.audio import OUTPUT_FORMATS, load, resample, save, to_mono, validate_audio
+from autovoice.config import Settings, get_settings
+from autovoice.engines.base import Preset
+from autovoice.errors import ParameterError
+from autovoice.pipeline.mix import remix
+from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, plan_pitch
+from autovoice.pipeline.presets import PRESETS, preset_config
+from autovoice.progress import ProgressCallback, no_progress, sub_progress
+
+if TYPE_CHECKING:
+    from autovoice.metrics.report import QualityReport
+    from autovoice.profiles.model import VoiceProfile
+    from autovoice.separation import Separation
+
+#: The engines work between these rates; other inputs are resampled for the engine and back.
+ENGINE_MIN_SR, ENGINE_MAX_SR = 16_000, 48_000
+
+
+@dataclass
+class ConversionResult:
+    """A finished conversion. Audio arrays are ``(channels, samples)`` at ``sr`` (the input's)."""
+
+    mix: np.ndarray
+    vocals: np.ndarray
+    accompaniment: np.ndarray | None
+    sr: int
+    plan: PitchPlan
+    report: QualityReport | None
+    preset: str
+    separation: str
+    engine: str
+    timings: dict[str, float] = field(default_factory=dict)
+    output: Path | None = None
+    report_path: Path | None = None
+
+    @property
+    def audio_seconds(self) -> float:
+        return float(self.mix.shape[-1] / self.sr)
+
+    @property
+    def processing_seconds(self) -> float:
+        """Conversion time, metrics excluded (they are timed separately)."""
+        return sum(v for k, v in self.timings.items() if k != "metrics")
+
+    def to_dict(self) -> dict[str, Any]:
+        from autovoice.metrics.pitch import json_safe
+
+        doc: dict[str, Any] = json_safe(
+            {
+                "output": str(self.output) if self.output else None,
+                "report": str(self.report_path) if self.report_path else None,
+                "profile": None,
+                "preset": self.preset,
+                "engine": self.engine,
+                "separation": self.separation,
+                "pitch_shift_semitones": round(self.plan.shift_semitones, 3),
+                "pitch_plan": self.plan.to_dict(),
+                "sample_rate": self.sr,
+                "channels": int(self.mix.shape[0]),
+                "audio_seconds": round(self.audio_seconds, 3),
+                "processing_seconds": round(self.processing_seconds, 3),
+                "rtf": round(self.processing_seconds / self.audio_seconds, 4),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
+                "metrics": self.report.to_dict() if self.report else None,
+            }
+        )
+        return doc
+
+
+def check_options(*, pitch_shift: float | None, auto_key: bool, preset: str, separation: str) -> None:
+    """Validate conversion options up front, before any slow work (the API calls this too)."""
+    from autovoice.separation import SEPARATION_METHODS
+
+    if preset not in PRESETS:
+        raise ParameterError(
+            "invalid_preset",
+            f"Unknown preset '{preset}'. Valid presets: {', '.join(PRESETS)}.",
+            {"preset": preset, "valid": list(PRESETS)},
+        )
+    if separation not in SEPARATION_METHODS:
+        raise ParameterError(
+            "invalid_separation",
+            f"Unknown separation '{separation}'. Valid: {', '.join(SEPARATION_METHODS)}.",
+            {"separation": separation, "valid": list(SEPARATION_METHODS)},
+        )
+    if pitch_shift is not None and auto_key:
+        raise ParameterError("invalid_parameter", "Pass either --pitch N or --auto-key, not both.")
+    if pitch_shift is not None and not (np.isfinite(pitch_shift) and -24 <= pitch_shift <= 24):
+        raise ParameterError(
+            "invalid_pitch_shift",
+            f"Pitch shift must be within -24..24 semitones, got {pitch_shift}.",
+            {"semitones": pitch_shift},
+        )
+
+
+def convert_audio(
+    y: np.ndarray,
+    *,
+    sr: int,
+    profile: VoiceProfile,
+    pitch_shift: float | None = None,
+    auto_key: bool = False,
+    preset: Preset = "balanced",
+    separation: Separation = "none",
+    accompaniment: np.ndarray | None = None,
+    mode: PitchMode = "song",
+    measure: bool = True,
+    device: str = "cpu",
+    settings: Settings | None = None,
+    progress: ProgressCallback = no_progress,
+) -> ConversionResult:
+    """Convert a song or vocal held in memory into ``profile``'s voice.
+
+    Parameters
+    ----------
+    y
+        ``(samples,)`` or ``(channels, samples)`` float32 input at ``sr``.
+    profile
+        The target voice.
+    pitch_shift
+        Manual transposition in semitones (-24..24); default 0 unless ``auto_key``.
+    auto_key
+        Move the source's pitch into the profile's range (see :mod:`autovoice.pipeline.pitch_plan`).
+    preset
+        ``fast``, ``balanced`` or ``quality`` (see :mod:`autovoice.pipeline.presets`).
+    separation
+        ``none`` (``y`` is a vocal), ``demucs`` or ``auto``.
+    accompaniment
+        An accompaniment to mix back (same rate as ``y``), e.g. a stem you already have.
+    mode
+        ``song`` (whole-semitone auto key) or ``speech`` (exact auto key).
+    measure
+        Compute the quality report (pitch accuracy, similarity, DNSMOS).
+
+    Returns
+    -------
+    ConversionResult
+        The mix, the converted vocals and the report; same length, rate and channels as ``y``.
+    """
+    from autovoice.engines import get_engine
+    from autovoice.separation import separate
+
+    settings = settings or get_settings()
+    check_options(pitch_shift=pitch_shift, auto_key=auto_key, preset=preset, separation=separation)
+    validate_audio(y, sr=sr, settings=settings)
+    cfg = preset_config(preset)
+    layout = np.atleast_2d(np.asarray(y, dtype=np.float32))
+    channels, length = layout.shape
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    progress(0.0, "separate")
+    stems = separate(
+        layout,
+        sr=sr,
+        method=separation,
+        settings=settings,
+        device=device,
+        progress=sub_progress(progress, 0.0, 0.35),
+    )
+    acc = stems.accompaniment
+    if accompaniment is not None:
+        acc_given = np.atleast_2d(np.asarray(accompaniment, dtype=np.float32))
+        acc = acc_given if acc is None else acc + _fit(acc_given, length)
+    vocals = to_mono(stems.vocals)
+    timings["separate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress(0.35, "pitch")
+    esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
+    v = resample(vocals, orig_sr=sr, target_sr=esr)
+    track = estimate_f0(v, sr=esr, method=cfg.f0_method, device=device)
+    plan = plan_pitch(
+        track,
+        target=profile.vocal_range,
+        semitones=pitch_shift,
+        auto_key=auto_key,
+        mode=mode,
+        keep_key=acc is not None,
+        smooth_radius=cfg.f0_smooth_radius,
+        cap_to_range=cfg.cap_to_range and auto_key,
+    )
+    timings["pitch"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    engine = get_engine(cfg.engine, **cfg.engine_options)
+    converted = engine.convert(
+        v,
+        sr=esr,
+        f0=track,
+        target_f0=plan.target_f0,
+        profile=profile,
+        progress=sub_progress(progress, 0.4, 0.85),
+    )
+    converted_native = _fit(resample(converted, orig_sr=esr, target_sr=sr)[None, :], length)[0]
+    timings["convert"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress(0.85, "remix")
+    from autovoice.audio import loudness_lufs
+
+    input_lufs = loudness_lufs(layout, sr=sr)
+    mixed = remix(
+        converted_native,
+        acc,
+        sr=sr,
+        channels=channels,
+        length=length,
+        target_lufs=input_lufs if np.isfinite(input_lufs) else None,
+    )
+    timings["remix"] = time.perf_counter() - t0
+
+    report = None
+    if measure:
+        t0 = time.perf_counter()
+        progress(0.88, "measure")
+        from autovoice.metrics.report import quality_report
+
+        report = quality_report(
+            source=v,
+            converted=converted,
+            sr=esr,
+            intended_f0=plan.target_f0,
+            profile_embedding=profile.embedding,
+            processing_seconds=sum(timings.values()),
+            device=device,
+        )
+        timings["metrics"] = time.perf_counter() - t0
+    progress(1.0, "done")
+    return ConversionResult(
+        mix=mixed.audio,
+        vocals=np.repeat(converted_native[None, :], channels, axis=0),
+        accompaniment=None if acc is None else _fit(np.atleast_2d(acc), length),
+        sr=sr,
+        plan=plan,
+        report=report,
+        preset=preset,
+        separation=stems.method,
+        engine=cfg.engine,
+        timings=timings,
+    )
+
+
+def convert_file(
+    input_path: str | os.PathLike[str],
+    *,
+    profile: VoiceProfile,
+    output: str | os.PathLike[str] | None = None,
+    report_path: str | os.PathLike[str] | None = None,
+    accompaniment_path: str | os.PathLike[str] | None = None,
+    pitch_shift: float | None = None,
+    auto_key: bool = False,
+    preset: Preset = "balanced",
+    separation: Separation = "auto",
+    stems_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    settings: Settings | None = None,
+    progress: ProgressCallback = no_progress,
+) -> ConversionResult:
+    """Convert a file and write the result (and its report JSON) atomically.
+
+    ``output`` defaults to ``<input stem>.<profile name>.wav`` next to the input; the report defaults to
+    ``<output>.report.json``. ``stems_dir`` also keeps the converted vocals and the accompaniment.
+    Nothing is written unless the whole conversion succeeds.
+    """
+    settings = settings or get_settings()
+    check_options(pitch_shift=pitch_shift, auto_key=auto_key, preset=preset, separation=separation)
+    src = Path(input_path)
+    out = Path(output) if output else src.with_name(f"{src.stem}.{profile.name.replace(' ', '_')}.wav")
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise ParameterError(
+            "unsupported_output_format",
+            f"Cannot write '{out.suffix}'. Use one of: {', '.join('.' + f for f in OUTPUT_FORMATS)}.",
+            {"output": str(out)},
+        )
+    rep = Path(report_path) if report_path else out.with_name(out.name + ".report.json")
+    y, sr = load(src, settings=settings)
+    acc = None
+    if accompaniment_path is not None:
+        acc, acc_sr = load(accompaniment_path, settings=settings)
+        acc = resample(acc, orig_sr=acc_sr, target_sr=sr)
+    result = convert_audio(
+        y,
+        sr=sr,
+        profile=profile,
+        pitch_shift=pitch_shift,
+        auto_key=auto_key,
+        preset=preset,
+        separation=separation,
+        accompaniment=acc,
+        device=device,
+        settings=settings,
+        progress=progress,
+    )
+    written: list[Path] = []
+    try:
+        written.append(save(out, result.mix, sr=sr))
+        result.output = out
+        result.report_path = rep
+        if stems_dir is not None:
+            d = Path(stems_dir)
+            written.append(save(d / f"{out.stem}.vocals.wav", result.vocals, sr=sr))
+            if result.accompaniment is not None:
+                written.append(save(d / f"{out.stem}.accompaniment.wav", result.accompaniment, sr=sr))
+        doc = result.to_dict()
+        doc["input"] = str(src)
+        doc["profile"] = {"id": profile.id, "name": profile.name}
+        tmp = rep.with_name(f".{rep.name}.part")
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
+        os.replace(tmp, rep)
+        written.append(rep)
+    except BaseException:
+        for p in written:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        raise
+    return result
+
+
+def convert_speech(
+    y: np.ndarray,
+    *,
+    sr: int,
+    profile: VoiceProfile,
+    device: str = "cpu",
+    progress: ProgressCallback = no_progress,
+) -> np.ndarray:
+    """Speech into ``profile``'s voice: exact auto key, no separation, no report. Mono in, mono out."""
+    result = convert_audio(
+        to_mono(y),
+        sr=sr,
+        profile=profile,
+        auto_key=True,
+        mode="speech",
+        separation="none",
+        measure=False,
+        device=device,
+        progress=progress,
+    )
+    return np.asarray(result.mix[0])
+
+
+def _fit(y: np.ndarray, length: int) -> np.ndarray:
+    """Pad with zeros or trim the last axis to ``length``."""
+    if y.shape[-1] >= length:
+        return y[..., :length]
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, length - y.shape[-1])]
+    return np.pad(y, pad)

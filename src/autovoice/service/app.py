@@ -1,0 +1,167 @@
+"""The FastAPI application: :func:`create_app` builds it, :func:`serve` runs it with uvicorn.
+
+Start-up (the lifespan) opens the database and applies migrations, re-indexes the profiles, starts the
+job queue (an embedded :class:`~autovoice.jobs.LocalQueue` re-queues jobs a crash left unfinished) and
+connects the event bus; shutdown stops them in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from autovoice import __version__
+from autovoice.config import Settings, get_settings
+
+log = logging.getLogger("autovoice.service")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def api_key_required(settings: Settings, host: str | None) -> bool:
+    """Keys are required on a non-loopback bind address unless ``require_api_key`` says otherwise."""
+    from autovoice.service.auth import is_loopback
+
+    if settings.require_api_key is not None:
+        return settings.require_api_key
+    return not is_loopback(host or DEFAULT_HOST)
+
+
+def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
+    from autovoice.devices import resolve_device
+    from autovoice.jobs import JobContext, JobStore, LocalBus, RedisBus, make_queue, redis_url
+    from autovoice.service.auth import ApiKeyAuth
+    from autovoice.service.ratelimit import RateLimits
+    from autovoice.service.state import ServiceState
+    from autovoice.storage import BlobStore, Database, ProfileIndex
+
+    db = Database(settings)
+    db.migrate()
+    blobs = BlobStore(settings)
+    blobs.clean_scratch()
+    profiles = ProfileIndex(db, settings)
+    profiles.reconcile()
+    distributed = bool(settings.broker_url)
+    url = redis_url(settings)
+    bus: Any = RedisBus(url) if distributed and url else LocalBus()
+    ctx = JobContext(settings=settings, db=db, bus=bus, observer=metrics)
+    queue = make_queue(ctx)
+    limits = RateLimits(
+        settings.rate_limit,
+        settings.job_rate_limit,
+        storage_uri=url if url else "memory://",
+    )
+    return ServiceState(
+        settings=settings,
+        db=db,
+        blobs=blobs,
+        profiles=profiles,
+        jobs=JobStore(db, blobs),
+        bus=bus,
+        ctx=ctx,
+        queue=queue,
+        auth=ApiKeyAuth(db, required=api_key_required(settings, host)),
+        limits=limits,
+        metrics=metrics,
+        device=resolve_device(settings.device),
+    )
+
+
+def create_app(settings: Settings | None = None, *, host: str | None = None) -> FastAPI:
+    """Build the AutoVoice API.
+
+    Parameters
+    ----------
+    settings
+        Defaults to :func:`autovoice.config.get_settings`.
+    host
+        The address the server binds (decides whether API keys are required); default loopback.
+    """
+    from fastapi.middleware.cors import CORSMiddleware
+    from starlette.concurrency import run_in_threadpool
+
+    from autovoice.service.errors import install_error_handlers
+    from autovoice.service.observability import Metrics, RequestMiddleware
+    from autovoice.service.routes import conversions, health, profiles, tts
+
+    s = settings or get_settings()
+    holder: dict[str, Any] = {}
+
+    def job_counts() -> dict[str, int]:
+        state = holder.get("state")
+        return state.jobs.count_by_status() if state is not None else {}
+
+    metrics = Metrics(job_counts)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(_build_state, s, host, metrics)
+        holder["state"] = app.state.service = state
+        await run_in_threadpool(state.queue.start)
+        log.info(
+            "AutoVoice %s ready: %s queue, database %s, device %s, API keys %s",
+            __version__,
+            state.queue.mode,
+            state.db.engine.url.render_as_string(hide_password=True),
+            state.device,
+            "required" if state.auth.required else "optional",
+        )
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.queue.shutdown)
+            state.bus.close()
+            state.db.dispose()
+            holder.pop("state", None)
+
+    app = FastAPI(
+        title="AutoVoice",
+        version=__version__,
+        description="Voice profiles, singing voice conversion and speech. Errors are "
+        '`{"error": {"code", "message", "details"}}`.',
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    origins = list(s.cors_origins)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "Location"],
+        )
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    for module in (health, profiles, conversions, tts):
+        app.include_router(module.router)
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """Serve the static web page at ``/`` (after the API routes, which keep priority)."""
+    try:
+        from autovoice.web import static_dir
+    except ImportError:  # a build without the page
+        return
+    from fastapi.staticfiles import StaticFiles
+
+    folder = static_dir()
+    if (folder / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=folder, html=True), name="web")
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, settings: Settings | None = None) -> None:
+    """Run the API with uvicorn until interrupted (blocks)."""
+    import uvicorn
+
+    from autovoice.service.observability import configure_logging
+
+    s = settings or get_settings()
+    configure_logging(s.log_level)
+    app = create_app(s, host=host)
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, ws="websockets-sansio")

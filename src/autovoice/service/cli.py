@@ -1,0 +1,131 @@
+"""Service commands for the ``autovoice`` CLI: ``serve``, ``worker`` and the ``apikey`` sub-app.
+
+Wire them into the main app with::
+
+    from autovoice.service.cli import apikey_app, serve, worker
+    app.add_typer(apikey_app, name="apikey")
+    app.command("serve")(serve)
+    app.command("worker")(worker)
+
+Heavy modules are imported inside the commands, so ``autovoice --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from autovoice.errors import AutoVoiceError
+
+apikey_app = typer.Typer(help="Create, list and revoke API keys for the HTTP API.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _db() -> Any:
+    from autovoice.config import get_settings
+    from autovoice.storage import Database
+
+    db = Database(get_settings())
+    db.migrate()
+    return db
+
+
+def _fail(exc: AutoVoiceError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
+    else:
+        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2 if exc.caller_error else 1)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
+    note: Annotated[str, typer.Option("--note", help="A free-text note.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from autovoice.service.auth import create_api_key
+
+    try:
+        record, token = create_api_key(_db(), name, note=note)
+    except AutoVoiceError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps({**record, "key": token}, indent=2) + "\n")
+        return
+    typer.echo(f"Created API key {record['id']} ({record['name']}). Store it now, it is not shown again:")
+    typer.echo(token)
+
+
+@apikey_app.command("list")
+def apikey_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys (ids, names, prefixes; never the keys themselves)."""
+    from autovoice.service.auth import list_api_keys
+
+    keys = list_api_keys(_db(), include_revoked=all_keys)
+    if as_json:
+        sys.stdout.write(json.dumps({"keys": keys}, indent=2) + "\n")
+        return
+    if not keys:
+        typer.echo("No API keys. Create one with `autovoice apikey create NAME`.")
+    for k in keys:
+        state = "revoked" if k["revoked"] else f"last used {k['last_used_at'] or 'never'}"
+        typer.echo(f"{k['id']}  {k['prefix']}…  {k['name']}  created {k['created_at']}  {state}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id (key_...) or its unique name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key; requests using it are refused from now on."""
+    from autovoice.service.auth import revoke_api_key
+
+    try:
+        record = revoke_api_key(_db(), key)
+    except AutoVoiceError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    else:
+        typer.echo(f"Revoked {record['id']} ({record['name']}).")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; non-loopback requires API keys.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP + WebSocket API (embedded job queue unless AUTOVOICE_BROKER_URL is set)."""
+    from autovoice.service.app import serve as run
+
+    run(host=host, port=port)
+
+
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Jobs at once (child processes); 1 per GPU.")
+    ] = 1,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Worker name (default: host).")] = None,
+) -> None:
+    """Run a Celery worker for distributed mode (needs AUTOVOICE_BROKER_URL and AUTOVOICE_DATABASE_URL)."""
+    from autovoice.config import get_settings
+    from autovoice.jobs.worker import run_worker
+    from autovoice.service.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    try:
+        run_worker(settings, concurrency=concurrency, name=name, loglevel=settings.log_level)
+    except AutoVoiceError as exc:
+        _fail(exc, False)

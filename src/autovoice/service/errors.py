@@ -1,0 +1,119 @@
+"""HTTP error mapping: every error becomes ``{"error": {"code", "message", "details"}}``.
+
+:class:`autovoice.errors.AutoVoiceError` subclasses carry their status (``http_status``); FastAPI's
+validation errors become 422 ``invalid_parameter``; anything unexpected becomes a 500 ``internal_error``
+with no stack trace (the trace goes to the server log with the request id).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from autovoice.errors import AutoVoiceError
+
+log = logging.getLogger("autovoice.service")
+
+
+class AuthError(AutoVoiceError):
+    """A missing, unknown or revoked API key (``api_key_required``, ``invalid_api_key``)."""
+
+    http_status = 401
+
+
+class RateLimitedError(AutoVoiceError):
+    """Too many requests for this key or address (``rate_limited``); see ``Retry-After``."""
+
+    http_status = 429
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(exc: AutoVoiceError, headers: dict[str, str] | None = None) -> JSONResponse:
+    status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "api_key_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "file_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        out.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error response the same shape."""
+
+    async def on_autovoice_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AutoVoiceError)
+        if exc.http_status >= 500 and not exc.caller_error:
+            log.error("request failed: %s", exc)
+        headers = None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(exc.details.get("retry_after_s", 1))}
+        elif isinstance(exc, AuthError):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(exc, headers)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _clean_validation_errors(exc.errors())
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path")) or "request"
+        return JSONResponse(
+            error_body("invalid_parameter", f"Invalid {where}: {first['msg']}.", {"errors": errors}),
+            status_code=422,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error" if exc.status_code < 500 else "internal_error")
+        message = str(exc.detail) if exc.status_code < 500 else "Internal server error."
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No such endpoint: {request.method} {request.url.path}. See /docs."
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        request_id = request.scope.get("request_id", "?")
+        return JSONResponse(
+            error_body(
+                "internal_error",
+                "The server failed to handle the request. The server log has the details "
+                f"(request id {request_id}).",
+            ),
+            status_code=500,
+        )
+
+    app.add_exception_handler(AutoVoiceError, on_autovoice_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,243 @@
+"""Prometheus metrics, request ids and structured (JSON) logs.
+
+Each app owns a :class:`Metrics` with its own registry (no process-global metric objects), exposed at
+``/metrics``. Job counts by state and the queue depth are read from the database at scrape time, so they
+are right in distributed mode too; job durations and RTF are observed by the process that ran the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from autovoice.jobs.task import current_job_id
+
+log = logging.getLogger("autovoice.service")
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+class _StateCollector(Collector):
+    """Gauges computed when scraped: jobs by state, queue depth, models, memory, GPU."""
+
+    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+        self.job_counts = job_counts
+
+    def collect(self) -> Iterator[Metric]:
+        from autovoice.models import CACHE
+        from autovoice.storage import JOB_STATUSES
+
+        try:
+            counts = self.job_counts()
+        except Exception as exc:  # the database is down: report what we can
+            log.warning("metrics: cannot count jobs: %s", exc)
+            counts = {}
+        jobs = GaugeMetricFamily("autovoice_jobs", "Jobs by state.", labels=["state"])
+        for state in JOB_STATUSES:
+            jobs.add_metric([state], counts.get(state, 0))
+        yield jobs
+        yield GaugeMetricFamily(
+            "autovoice_queue_depth", "Jobs waiting to start.", value=counts.get("queued", 0)
+        )
+        load = GaugeMetricFamily(
+            "autovoice_model_load_seconds", "Time to load each model in this process.", labels=["model"]
+        )
+        for name, seconds in dict(CACHE.load_seconds).items():
+            load.add_metric([name], seconds)
+        yield load
+        try:
+            import psutil
+
+            mem = psutil.Process().memory_info()
+            proc = GaugeMetricFamily(
+                "autovoice_process_memory_bytes", "Memory of this process.", labels=["kind"]
+            )
+            proc.add_metric(["rss"], mem.rss)
+            proc.add_metric(["vms"], mem.vms)
+            yield proc
+        except Exception:  # psutil unavailable on an exotic platform
+            pass
+        yield from _gpu_metrics()
+
+
+def _gpu_metrics() -> Iterator[Metric]:
+    torch = sys.modules.get("torch")  # never import torch just to be scraped
+    if torch is None:
+        return
+    try:
+        if not torch.cuda.is_available():
+            return
+        used = GaugeMetricFamily("autovoice_gpu_memory_bytes", "GPU memory by torch.", labels=["gpu", "kind"])
+        util = GaugeMetricFamily("autovoice_gpu_utilization", "GPU utilisation 0..1.", labels=["gpu"])
+        for i in range(torch.cuda.device_count()):
+            used.add_metric([str(i), "allocated"], torch.cuda.memory_allocated(i))
+            used.add_metric([str(i), "reserved"], torch.cuda.memory_reserved(i))
+            free, total = torch.cuda.mem_get_info(i)
+            used.add_metric([str(i), "total"], total)
+            used.add_metric([str(i), "used"], total - free)
+            with contextlib.suppress(Exception):  # utilisation needs pynvml
+                util.add_metric([str(i)], torch.cuda.utilization(i) / 100.0)
+        yield used
+        yield util
+    except Exception as exc:
+        log.debug("metrics: GPU query failed: %s", exc)
+
+
+class Metrics:
+    """The service's Prometheus metrics; also a :class:`autovoice.jobs.JobObserver`."""
+
+    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+        from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.requests = Counter(
+            "autovoice_http_requests",
+            "HTTP requests by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "autovoice_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.jobs_finished = Counter(
+            "autovoice_jobs_finished",
+            "Jobs finished by this process.",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "autovoice_job_duration_seconds",
+            "Wall time of finished jobs by kind and preset.",
+            ["kind", "preset"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.rtf = Histogram(
+            "autovoice_job_rtf",
+            "Real-time factor of completed conversions (processing s / audio s).",
+            ["kind", "preset"],
+            buckets=_RTF_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(job_counts))
+
+    def job_finished(self, *, kind: str, preset: str, status: str, seconds: float, rtf: float | None) -> None:
+        self.jobs_finished.labels(kind, status).inc()
+        if status == "completed":
+            self.job_duration.labels(kind, preset).observe(seconds)
+            if rtf is not None:
+                self.rtf.labels(kind, preset).observe(float(rtf))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMiddleware:
+    """Pure ASGI middleware: request id (``X-Request-ID``), timing, metrics and one log line per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
+        scope["request_id"] = request_id
+        token = current_request_id.set(request_id)
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "WS")
+            if scope["type"] == "http":
+                self.metrics.requests.labels(method, template, str(status["code"])).inc()
+                self.metrics.latency.labels(method, template).observe(elapsed)
+            log.info(
+                "%s %s -> %s in %.1f ms",
+                method,
+                template,
+                status["code"] if scope["type"] == "http" else "closed",
+                elapsed * 1000,
+                extra={"route": template, "status": status["code"], "duration_ms": round(elapsed * 1000, 2)},
+            )
+            current_request_id.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id`` and ``job_id`` (from context variables) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        record.job_id = current_job_id.get()
+        return True
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, job_id and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value is not None:
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
+    """Send logs to stderr, as JSON lines with request and job ids. Called by ``serve`` and ``worker``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(
+        JsonFormatter()
+        if json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(job_id)s] %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our middleware logs each request

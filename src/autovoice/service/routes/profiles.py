@@ -1,0 +1,91 @@
+"""``/api/v1/profiles``: upload recordings to build a profile; list, show, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from autovoice.service import services
+from autovoice.service.schemas import ErrorResponse, ProfileList, ProfilePublic
+from autovoice.service.state import State, guard, job_limit
+from autovoice.service.uploads import receive_multipart
+
+router = APIRouter(
+    prefix="/api/v1/profiles",
+    tags=["profiles"],
+    dependencies=[Depends(guard)],
+    responses={
+        401: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+    },
+)
+ProfileId = Annotated[str, Path(max_length=80, description="A profile id, `prof_...`.")]
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "files"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Recordings of one voice (10 s to a few minutes in all).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProfilePublic,
+    dependencies=[Depends(job_limit)],
+    openapi_extra=_UPLOAD_BODY,
+    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+)
+async def create_profile(request: Request, state: State) -> ProfilePublic:
+    """Build a voice profile from uploaded recordings (multipart: `name`, one or more `files`)."""
+    scratch = await run_in_threadpool(state.blobs.scratch_dir)
+    try:
+        form = await receive_multipart(
+            request,
+            scratch,
+            file_fields={"files"},
+            max_file_bytes=state.settings.max_upload_bytes,
+            max_files=state.settings.max_upload_files,
+        )
+        summary = await run_in_threadpool(services.create_profile, state, form)
+    finally:
+        await run_in_threadpool(services.remove_tree, scratch)
+    return ProfilePublic.model_validate(summary)
+
+
+@router.get("", response_model=ProfileList)
+def list_profiles(state: State) -> ProfileList:
+    """All profiles, oldest first."""
+    return ProfileList.model_validate({"profiles": state.profiles.list()})
+
+
+@router.get("/{profile_id}", response_model=ProfilePublic)
+def get_profile(profile_id: ProfileId, state: State) -> ProfilePublic:
+    """One profile: range, quality report, samples."""
+    return ProfilePublic.model_validate(state.profiles.summary(profile_id))
+
+
+@router.delete("/{profile_id}", status_code=204, response_class=Response)
+def delete_profile(profile_id: ProfileId, state: State) -> Response:
+    """Delete a profile and its stored data."""
+    state.profiles.delete(profile_id)
+    return Response(status_code=204)

@@ -1,0 +1,279 @@
+"""Service functions behind the routes: validate, call the library, shape the result.
+
+Routes stay thin (parse the request, call one of these, return the typed response). Everything here is
+synchronous and runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from autovoice.errors import (
+    AudioError,
+    ConflictError,
+    NotFoundError,
+    ParameterError,
+    UnsupportedFormatError,
+)
+from autovoice.jobs import QueueUnavailableError
+from autovoice.service.schemas import ConversionCreate, JobPublic, TtsRequest
+from autovoice.service.state import ServiceState
+from autovoice.service.uploads import MultipartForm, UploadedFile
+from autovoice.storage import blobs
+
+log = logging.getLogger("autovoice.service")
+API = "/api/v1"
+_STEM_FILES = {"mix": blobs.MIX, "vocals": blobs.VOCALS, "accompaniment": blobs.ACCOMPANIMENT}
+
+
+def _invalid(exc: ValidationError) -> ParameterError:
+    errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    first = errors[0]
+    where = ".".join(first["loc"]) or "request"
+    return ParameterError("invalid_parameter", f"Invalid {where}: {first['msg']}.", {"errors": errors})
+
+
+def _check_audio_file(state: ServiceState, f: UploadedFile) -> None:
+    """Header-level checks of an upload (format, duration, rate, channels); the job decodes fully."""
+    from autovoice.audio import check_limits, probe
+
+    info = probe(f.path, settings=state.settings)
+    if info.channels < 1 or info.sample_rate <= 0 or not info.duration_s > 0:
+        # FFmpeg "opens" some non-audio files (plain text...) as a stream without channels.
+        raise UnsupportedFormatError(
+            "unsupported_format",
+            f"Could not read '{f.filename}' as audio: no audio stream found. Upload wav, flac, ogg, mp3, "
+            "m4a or opus.",
+            {"filename": f.filename},
+        )
+    check_limits(
+        duration_s=info.duration_s, sr=info.sample_rate, channels=info.channels, settings=state.settings
+    )
+    if info.duration_s < state.settings.min_audio_seconds:
+        raise AudioError(
+            "audio_too_short",
+            f"'{f.filename}' lasts {info.duration_s:.2f} s; at least "
+            f"{state.settings.min_audio_seconds:.1f} s is needed.",
+            {"duration_s": round(info.duration_s, 3), "min_s": state.settings.min_audio_seconds},
+        )
+
+
+# -- profiles ------------------------------------------------------------------------------------
+def _sample_name(filename: str, taken: set[str], ext: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem).strip("._")[:60] or "sample"
+    name, n = f"{stem}{ext}", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}{ext}"
+    taken.add(name)
+    return name
+
+
+def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
+    """Build and store a profile from uploaded recordings; returns its summary."""
+    from autovoice.profiles import build_profile, validate_profile_name
+
+    unknown = sorted(set(form.fields) - {"name"})
+    if unknown:
+        raise ParameterError(
+            "invalid_parameter", f"Unexpected form field '{unknown[0][:40]}'.", {"field": unknown[0][:40]}
+        )
+    if "name" not in form.fields:
+        raise ParameterError("invalid_parameter", "The form field 'name' is required.", {"field": "name"})
+    name = validate_profile_name(form.fields["name"])
+    files = form.files_of("files")
+    if not files:
+        raise ParameterError(
+            "no_samples", "Upload one or more recordings of the voice as 'files'.", {"field": "files"}
+        )
+    if state.profiles.name_taken(name):
+        raise ConflictError(
+            "profile_exists",
+            f"A profile named '{name}' already exists. Delete it first or choose another name.",
+            {"profile": name},
+        )
+    taken: set[str] = set()
+    paths = []
+    for f in files:
+        _check_audio_file(state, f)
+        target = f.path.with_name(_sample_name(f.filename, taken, f.path.suffix))
+        os.replace(f.path, target)
+        paths.append(target)
+    profile = build_profile(paths, name=name, settings=state.settings, device=state.device)
+    return state.profiles.save(profile)
+
+
+# -- conversions ---------------------------------------------------------------------------------
+def job_public(snapshot: dict[str, Any]) -> JobPublic:
+    """A job snapshot as the API shows it (result paths become download URLs)."""
+    doc = dict(snapshot)
+    if doc.get("result"):
+        base = f"{API}/conversions/{doc['id']}/audio?stem="
+        doc["result"] = {name: base + name for name in doc["result"] if name in _STEM_FILES}
+    params = dict(doc.get("params") or {})
+    doc["params"] = {
+        k: params.get(k)
+        for k in ("profile_id", "pitch_shift", "auto_key", "preset", "separation", "filename")
+    }
+    return JobPublic.model_validate(doc)
+
+
+def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> JobPublic:
+    """Validate an uploaded conversion request, store the job row (``queued``) and enqueue it."""
+    from autovoice.pipeline import check_options
+
+    try:
+        opts = ConversionCreate.model_validate(form.fields)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    check_options(
+        pitch_shift=opts.pitch_shift, auto_key=opts.auto_key, preset=opts.preset, separation=opts.separation
+    )
+    inputs, accs = form.files_of("file"), form.files_of("accompaniment")
+    if len(inputs) != 1:
+        raise ParameterError(
+            "invalid_parameter", "Upload exactly one audio file as 'file'.", {"field": "file"}
+        )
+    if len(accs) > 1:
+        raise ParameterError(
+            "invalid_parameter", "Upload at most one 'accompaniment'.", {"field": "accompaniment"}
+        )
+    state.profiles.summary(opts.profile_id)  # profile_not_found before any slow work
+    folder = state.blobs.job_dir(job_id)
+    src = inputs[0]
+    _check_audio_file(state, src)
+    input_name = f"input{src.path.suffix}"
+    os.replace(src.path, folder / input_name)
+    acc_name = None
+    if accs:
+        _check_audio_file(state, accs[0])
+        acc_name = f"accompaniment{accs[0].path.suffix}"
+        os.replace(accs[0].path, folder / acc_name)
+    params = {
+        **opts.model_dump(),
+        "input": input_name,
+        "accompaniment": acc_name,
+        "filename": src.filename,
+    }
+    snapshot = state.jobs.create(job_id, kind="conversion", params=params)
+    try:
+        state.queue.submit(job_id)
+    except QueueUnavailableError as exc:
+        state.jobs.fail(job_id, exc.to_dict())
+        raise
+    log.info("job %s queued (%s, preset %s)", job_id, src.filename, opts.preset)
+    return job_public(snapshot)
+
+
+def audio_path(state: ServiceState, job_id: str, stem: str) -> Path:
+    """The file of one output of a completed job."""
+    job = state.jobs.get(job_id)
+    if job["status"] != "completed":
+        raise ConflictError(
+            "job_not_finished",
+            f"Job {job_id} is {job['status']}; its audio exists once it is completed.",
+            {"status": job["status"]},
+        )
+    rel = (job.get("result") or {}).get(stem)
+    path: Path | None = state.blobs.job_dir(job_id) / str(rel) if rel else None
+    if path is None or not path.is_file():
+        raise NotFoundError(
+            "stem_not_available",
+            f"Job {job_id} has no '{stem}' output"
+            + (
+                " (no accompaniment: the conversion ran without separation)."
+                if stem == "accompaniment"
+                else "."
+            ),
+            {"stem": stem},
+        )
+    return path
+
+
+# -- text to speech ------------------------------------------------------------------------------
+def voices(state: ServiceState) -> list[dict[str, Any]]:
+    from autovoice import tts
+
+    return tts.list_voices(state.settings)
+
+
+def _voice_name(state: ServiceState, requested: str | None) -> str | None:
+    """The requested voice if ``list_voices`` knows it (by name or id); client paths never get through."""
+    if requested is None:
+        return None
+    known = voices(state)
+    for v in known:
+        if requested in (v.get("name"), v.get("id")):
+            return str(v["name"])
+    raise NotFoundError(
+        "voice_not_found",
+        f"Unknown voice '{requested[:100]}'. Available: {', '.join(str(v['name']) for v in known)}.",
+        {"voice": requested[:100], "available": [v["name"] for v in known]},
+    )
+
+
+def wav_bytes(y: np.ndarray, *, sr: int) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def synthesize(state: ServiceState, req: TtsRequest) -> bytes:
+    """The whole utterance as a 16-bit WAV file."""
+    from autovoice import tts
+
+    voice = _voice_name(state, req.voice)
+    profile = state.profiles.load(req.profile_id) if req.profile_id else None
+    y, sr = tts.synthesize(req.text, voice=voice, profile=profile, speed=req.speed, settings=state.settings)
+    return wav_bytes(y, sr=sr)
+
+
+def _streaming_wav_header(sr: int) -> bytes:
+    """A WAV header for 16-bit mono of unknown length (sizes set to the maximum, as streamers do)."""
+    import struct
+
+    unknown = 0xFFFFFFFF
+    return (
+        b"RIFF"
+        + struct.pack("<I", unknown)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sr, sr * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", unknown)
+    )
+
+
+def synthesize_stream(state: ServiceState, req: TtsRequest) -> Iterator[bytes]:
+    """A WAV header then 16-bit PCM sentence by sentence. Validates (and loads the voice) before returning."""
+    from autovoice import tts
+
+    voice_name = _voice_name(state, req.voice)
+    profile = state.profiles.load(req.profile_id) if req.profile_id else None
+    voice = tts.load_voice(voice_name, settings=state.settings)
+    chunks = tts.stream(req.text, voice=voice, profile=profile, speed=req.speed, settings=state.settings)
+
+    def generate() -> Iterator[bytes]:
+        yield _streaming_wav_header(voice.sample_rate)
+        try:
+            for chunk in chunks:
+                yield (np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        except Exception:  # headers are sent: all we can do is stop the stream early
+            log.exception("TTS stream failed midway")
+
+    return generate()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

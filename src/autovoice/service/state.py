@@ -1,0 +1,78 @@
+"""What a running app holds (built at start-up, closed at shutdown) and the request dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from autovoice.config import Settings
+from autovoice.jobs import EventBus, JobContext, JobStore
+from autovoice.jobs.queue import CeleryQueue, LocalQueue
+from autovoice.service.auth import ApiKeyAuth, token_from_headers
+from autovoice.service.observability import Metrics
+from autovoice.service.ratelimit import RateLimits
+from autovoice.storage import BlobStore, Database, ProfileIndex
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    profiles: ProfileIndex
+    jobs: JobStore
+    bus: EventBus
+    ctx: JobContext
+    queue: LocalQueue | CeleryQueue
+    auth: ApiKeyAuth
+    limits: RateLimits
+    metrics: Metrics
+    device: str
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+#: A route parameter receiving the app's :class:`ServiceState`.
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def client_identity(request: Request, key_id: str | None) -> str:
+    if key_id is not None:
+        return f"key:{key_id}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def authenticate(request: Request) -> str | None:
+    """Dependency: check the API key (required or optional); the key id or None."""
+    state = get_state(request)
+    key_id = state.auth.authenticate(token_from_headers(request.headers))
+    request.state.key_id = key_id
+    return key_id
+
+
+def guard(request: Request) -> str:
+    """Dependency of every API route: API key, then the general rate limit. Returns the identity."""
+    state = get_state(request)
+    token = token_from_headers(request.headers)
+    try:
+        key_id = state.auth.authenticate(token)
+    except Exception:
+        # Count failed attempts against the address, so keys cannot be guessed at full speed.
+        state.limits.check(client_identity(request, None))
+        raise
+    identity = client_identity(request, key_id)
+    state.limits.check(identity)
+    request.state.identity = identity
+    return identity
+
+
+def job_limit(request: Request) -> None:
+    """Dependency of job-creating routes (after :func:`guard`): the stricter job-submission limit."""
+    state = get_state(request)
+    identity = getattr(request.state, "identity", None) or client_identity(request, None)
+    state.limits.check(identity, job=True)

@@ -1,0 +1,176 @@
+"""run_job: idempotence, cancel, attempt limits, failures recorded, CUDA OOM fallback, interruption."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autovoice.config import Settings
+from autovoice.jobs import JobContext, JobStore, LocalBus, LocalQueue, new_job_id, run_job
+from autovoice.storage import BlobStore, Database, JobRow
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Any:
+    db = Database(settings)
+    db.migrate()
+    context = JobContext(settings=settings, db=db, bus=LocalBus())
+    yield context
+    db.dispose()
+
+
+def _job(ctx: JobContext, clip: Path, profile_id: str, **params: Any) -> str:
+    job_id = new_job_id()
+    folder = BlobStore(ctx.settings).job_dir(job_id)
+    folder.mkdir(parents=True)
+    shutil.copy(clip, folder / "input.wav")
+    base = {"profile_id": profile_id, "input": "input.wav", "preset": "fast", "separation": "none"}
+    JobStore(ctx.db, BlobStore(ctx.settings)).create(job_id, kind="conversion", params={**base, **params})
+    return job_id
+
+
+def _row(ctx: JobContext, job_id: str) -> JobRow:
+    with ctx.db.session() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        return row
+
+
+def test_run_twice_is_safe(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
+    job_id = _job(ctx, short_clip, profile_id)
+    assert run_job(job_id, ctx) == "completed"
+    row = _row(ctx, job_id)
+    mix = BlobStore(ctx.settings).job_dir(job_id) / "mix.wav"
+    stamp = mix.stat().st_mtime_ns
+    assert row.result == {"mix": "mix.wav", "vocals": "mix.vocals.wav", "report": "report.json"}
+    assert row.metrics is not None
+    assert row.metrics["rtf"] > 0
+    assert row.attempts == 1
+    # A redelivered message finds the job completed and leaves everything as it is.
+    assert run_job(job_id, ctx) == "skipped"
+    assert _row(ctx, job_id).attempts == 1
+    assert mix.stat().st_mtime_ns == stamp
+    assert run_job("job_ffffffffffffffff", ctx) == "skipped"  # deleted meanwhile
+
+
+def test_cancel_requested_before_start(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
+    job_id = _job(ctx, short_clip, profile_id)
+    with ctx.db.session() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        row.cancel_requested, row.status = True, "running"  # e.g. its worker died after the request
+    assert run_job(job_id, ctx) == "cancelled"
+    assert _row(ctx, job_id).error == {
+        "code": "cancelled",
+        "message": "The job was cancelled.",
+        "details": {},
+    }
+
+
+def test_attempts_are_bounded(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
+    job_id = _job(ctx, short_clip, profile_id)
+    with ctx.db.session() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        row.attempts, row.status = 3, "running"  # killed its worker three times
+    assert run_job(job_id, ctx) == "failed"
+    error = _row(ctx, job_id).error
+    assert error is not None
+    assert error["code"] == "job_attempts_exhausted"
+
+
+def test_caller_errors_are_recorded(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
+    missing_profile = _job(ctx, short_clip, "prof_000000000000")
+    assert run_job(missing_profile, ctx) == "failed"
+    assert (_row(ctx, missing_profile).error or {})["code"] == "profile_not_found"
+    corrupt = _job(ctx, short_clip, profile_id)
+    (BlobStore(ctx.settings).job_dir(corrupt) / "input.wav").write_bytes(b"RIFF" + b"\0" * 100)
+    assert run_job(corrupt, ctx) == "failed"
+    assert (_row(ctx, corrupt).error or {})["code"] in ("unsupported_format", "audio_empty")
+
+
+def test_unexpected_errors_hide_the_trace(
+    ctx: JobContext, short_clip: Path, profile_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autovoice.pipeline
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("secret internal detail")
+
+    monkeypatch.setattr(autovoice.pipeline, "convert_file", boom)
+    job_id = _job(ctx, short_clip, profile_id)
+    assert run_job(job_id, ctx) == "failed"
+    error = _row(ctx, job_id).error or {}
+    assert error["code"] == "internal_error"
+    assert "secret" not in error["message"]
+
+
+def test_cuda_oom_retries_on_cpu(
+    ctx: JobContext, short_clip: Path, profile_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import autovoice.devices
+    import autovoice.pipeline
+
+    real = autovoice.pipeline.convert_file
+    devices: list[str] = []
+
+    def convert(*args: Any, device: str, **kwargs: Any) -> Any:
+        devices.append(device)
+        if device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(autovoice.devices, "resolve_device", lambda spec="auto": "cuda:0")
+    monkeypatch.setattr(autovoice.pipeline, "convert_file", convert)
+    job_id = _job(ctx, short_clip, profile_id)
+    assert run_job(job_id, ctx) == "completed"
+    row = _row(ctx, job_id)
+    assert devices == ["cuda:0", "cpu"]
+    assert row.device == "cpu"
+    assert row.metrics is not None
+    assert row.metrics["device_fallback"] == {"from": "cuda:0", "to": "cpu", "reason": "cuda_oom"}
+
+
+def test_local_queue_shutdown_requeues_running_job(
+    ctx: JobContext, short_clip: Path, profile_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autovoice.pipeline
+
+    started = threading.Event()
+
+    def slow(*args: Any, progress: Any, **kwargs: Any) -> Any:
+        started.set()
+        while True:  # a long conversion that reports progress, like the real one
+            progress(0.5, "convert")
+            threading.Event().wait(0.05)
+
+    monkeypatch.setattr(autovoice.pipeline, "convert_file", slow)
+    job_id = _job(ctx, short_clip, profile_id)
+    queue = LocalQueue(ctx, workers=1)
+    queue.start()
+    queue.submit(job_id)
+    assert started.wait(30)
+    queue.shutdown()  # stops at the next progress step
+    row = _row(ctx, job_id)
+    assert (row.status, row.stage, row.attempts) == ("queued", "interrupted", 0)
+
+
+def test_local_bus_delivers_across_threads() -> None:
+    bus = LocalBus()
+
+    async def main() -> list[Any]:
+        async with bus.subscribe("job_0123456789abcdef") as sub:
+            threading.Thread(
+                target=lambda: [bus.publish("job_0123456789abcdef", {"n": i}) for i in range(3)]
+            ).start()
+            return [await sub.get(5) for _ in range(3)] + [await sub.get(0.05)]
+
+    assert asyncio.run(main()) == [{"n": 0}, {"n": 1}, {"n": 2}, None]
+    bus.publish("job_nobody", {"n": 1})  # no subscriber: nothing happens

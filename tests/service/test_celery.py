@@ -1,0 +1,128 @@
+"""Distributed mode against the real Redis and PostgreSQL on loopback: CeleryQueue, a real worker
+process, Redis pub/sub progress over WebSocket, and redelivery of a job whose worker was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autovoice.config import Settings
+from tests.service.conftest import events_until_end, running_app, spawn, stop, submit, wait_for, wait_until
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/13"  # a database of its own; flushed by these tests
+WORKER = "from autovoice.service.cli import worker; worker(concurrency=1, name='test@%h')"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not (_reachable(5432) and _reachable(6379)), reason="needs PostgreSQL and Redis on 127.0.0.1"
+)
+
+
+@pytest.fixture
+def distributed(
+    configure: Callable[..., Settings], settings: Settings, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    """A fresh PostgreSQL schema and Redis database, the settings pointing at them, and a worker."""
+    import psycopg
+    import redis
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    redis.Redis.from_url(REDIS).flushdb()
+    env = {
+        "AUTOVOICE_DATABASE_URL": f"{PG}?options=-csearch_path%3D{schema}",
+        "AUTOVOICE_BROKER_URL": REDIS,
+        "AUTOVOICE_DATA_DIR": str(settings.data_dir),
+        "AUTOVOICE_DEVICE": "cpu",
+        "AUTOVOICE_LOG_LEVEL": "INFO",
+        "AUTOVOICE_RATE_LIMIT": "",  # these tests poll; limits have their own tests
+    }
+    configure(**{k.removeprefix("AUTOVOICE_").lower(): v for k, v in env.items()})
+    log = tmp_path / "worker.log"
+    worker = spawn(WORKER, env=env, log=log)
+    try:
+        wait_until(lambda: "ready" in log.read_text(errors="replace"), timeout=60, what="worker", log=log)
+        yield {"worker": worker, "log": log, "env": env}
+    finally:
+        stop(worker)
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        redis.Redis.from_url(REDIS).flushdb()
+
+
+@pytest.mark.timeout(180)
+def test_celery_flow(
+    distributed: dict[str, Any], profile_id: str, short_clip: Path, settings: Settings
+) -> None:
+    with running_app() as client:
+        assert client.get("/health").json()["queue"]["mode"] == "celery"
+        job = submit(client, short_clip, profile_id)
+        events = events_until_end(client, job["id"])
+        assert events[-1]["type"] == "completed", (events, distributed["log"].read_text()[-3000:])
+        assert any(e["type"] == "progress" and e["status"] == "running" for e in events)
+        doc = client.get(f"/api/v1/conversions/{job['id']}").json()
+        assert doc["attempts"] == 1
+        assert doc["metrics"]["rtf"] > 0
+        audio = client.get(doc["result"]["mix"])
+        assert audio.status_code == 200
+        assert audio.headers["content-type"] == "audio/wav"
+        assert client.delete(f"/api/v1/conversions/{job['id']}").status_code == 204
+        assert not (settings.data_dir / "jobs" / job["id"]).exists()
+
+        # Cancel in distributed mode: the worker sees the flag at its next progress step.
+        second = submit(client, short_clip, profile_id)
+        wait_for(client, second["id"], until=lambda j: j["status"] == "running", timeout=60)
+        client.delete(f"/api/v1/conversions/{second['id']}")
+        final = wait_for(client, second["id"], until=lambda j: j["status"] in ("cancelled", "completed"))
+        assert final["status"] == "cancelled"
+
+
+@pytest.mark.timeout(240)
+def test_killed_worker_job_is_redelivered(
+    distributed: dict[str, Any], profile_id: str, long_clip: Path
+) -> None:
+    with running_app() as client:
+        job = submit(client, long_clip, profile_id)
+        running = wait_for(
+            client,
+            job["id"],
+            until=lambda j: j["status"] == "running" and j["stage"] not in ("starting", "separate"),
+            timeout=90,
+        )
+        from autovoice.config import get_settings
+        from autovoice.storage import Database, JobRow
+
+        db = Database(get_settings())
+        with db.session() as s:
+            row = s.get(JobRow, job["id"])
+            assert row is not None
+            assert row.worker
+            pid = int(row.worker.rsplit(":", 1)[1])
+        db.dispose()
+        assert pid != distributed["worker"].pid  # the pool child that runs the job
+        os.kill(pid, signal.SIGKILL)
+
+        done = wait_for(
+            client, job["id"], until=lambda j: j["status"] in ("completed", "failed"), timeout=150
+        )
+        assert done["status"] == "completed", (done, distributed["log"].read_text()[-3000:])
+        assert done["attempts"] == 2
+        assert running["attempts"] == 1
+        assert client.get(done["result"]["mix"]).status_code == 200

@@ -1,0 +1,191 @@
+"""Bad input table: every caller mistake gets its 4xx status and its stable error code."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from autovoice.config import Settings
+from tests.service.conftest import running_app
+
+
+def _wav(seconds: float, sr: int = 16_000) -> bytes:
+    t = np.arange(int(seconds * sr)) / sr
+    buf = io.BytesIO()
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * 220 * t), sr, format="WAV")
+    return buf.getvalue()
+
+
+GOOD = {"preset": "fast", "separation": "none"}
+# (case, form fields, files, expected status, expected code); "PROFILE" is replaced by the real id.
+CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]], int, str]] = [
+    ("corrupt upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", b"RIFF junk" * 50, "audio/wav"))], 415,
+     "unsupported_format"),
+    ("empty upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", b"", "audio/wav"))], 422, "audio_empty"),
+    ("too short", {"profile_id": "PROFILE"}, [("file", ("x.wav", _wav(0.3), "audio/wav"))], 422,
+     "audio_too_short"),
+    ("unknown profile", {"profile_id": "prof_000000000000"}, [("file", ("x.wav", _wav(2), "audio/wav"))], 404,
+     "profile_not_found"),
+    ("profile name, not id", {"profile_id": "Test Voice"}, [("file", ("x.wav", _wav(2), "audio/wav"))], 404,
+     "profile_not_found"),
+    ("missing profile", {}, [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("missing file", {"profile_id": "PROFILE"}, [], 422, "invalid_parameter"),
+    ("two files", {"profile_id": "PROFILE"},
+     [("file", ("a.wav", _wav(2), "audio/wav")), ("file", ("b.wav", _wav(2), "audio/wav"))], 422,
+     "invalid_parameter"),
+    ("unknown file field", {"profile_id": "PROFILE"}, [("song", ("x.wav", _wav(2), "audio/wav"))], 422,
+     "invalid_parameter"),
+    ("bad preset", {"profile_id": "PROFILE", "preset": "ultra"}, [("file", ("x.wav", _wav(2), "audio/wav"))],
+     422, "invalid_parameter"),
+    ("bad separation", {"profile_id": "PROFILE", "separation": "magic"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("pitch out of range", {"profile_id": "PROFILE", "pitch_shift": "99"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("pitch not a number", {"profile_id": "PROFILE", "pitch_shift": "high"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("pitch and auto key", {"profile_id": "PROFILE", "pitch_shift": "2", "auto_key": "true"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("unknown field", {"profile_id": "PROFILE", "speed": "2"}, [("file", ("x.wav", _wav(2), "audio/wav"))],
+     422, "invalid_parameter"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "status", "code"),
+    [c[1:] for c in CONVERSION_CASES],
+    ids=[c[0] for c in CONVERSION_CASES],
+)
+def test_conversion_bad_input(
+    client: TestClient,
+    profile_id: str,
+    settings: Settings,
+    fields: dict[str, Any],
+    files: list[Any],
+    status: int,
+    code: str,
+) -> None:
+    data = {**GOOD, **{k: (profile_id if v == "PROFILE" else v) for k, v in fields.items()}}
+    r = client.post("/api/v1/conversions", data=data, files=files or None)
+    if not files:  # httpx sends urlencoded without files: force multipart with a dummy boundary part
+        r = client.post("/api/v1/conversions", data=data, files={"unused": (None, "x")})
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+    assert set(r.json()["error"]) == {"code", "message", "details"}
+    # A refused request leaves nothing behind.
+    assert not list((settings.data_dir / "jobs").glob("job_*"))
+
+
+def test_not_multipart(client: TestClient, profile_id: str) -> None:
+    r = client.post("/api/v1/conversions", json={"profile_id": profile_id})
+    assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_oversize_upload_is_refused_while_streaming(
+    configure: Callable[..., Settings], profile_id: str, settings: Settings
+) -> None:
+    configure(max_upload_bytes=50_000)
+
+    received = {"bytes": 0}
+
+    def body() -> Any:  # a generator: the client streams it; the server must stop it early
+        for _ in range(100):
+            received["bytes"] += 10_000
+            yield b"\0" * 10_000
+
+    boundary = "testboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="profile_id"\r\n\r\n{profile_id}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+
+    def stream() -> Any:
+        yield head
+        yield from body()
+
+    with running_app() as client:
+        r = client.post(
+            "/api/v1/conversions",
+            content=stream(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (413, "file_too_large")
+        assert not list((settings.data_dir / "jobs").glob("job_*"))
+        # Declared too large up front: refused before reading anything.
+        big = client.post(
+            "/api/v1/conversions",
+            content=b"x",
+            headers={
+                "content-type": f"multipart/form-data; boundary={boundary}",
+                "content-length": "999999999",
+            },
+        )
+        assert big.status_code == 413
+
+
+def test_too_many_profile_files(configure: Callable[..., Settings], profile_id: str) -> None:
+    configure(max_upload_files=2)
+    with running_app() as client:
+        files = [("files", (f"s{i}.wav", _wav(2), "audio/wav")) for i in range(3)]
+        r = client.post("/api/v1/profiles", data={"name": "Many"}, files=files)
+        assert (r.status_code, r.json()["error"]["code"]) == (413, "too_many_files")
+
+
+PROFILE_CASES: list[tuple[str, dict[str, Any], list[Any], int, str]] = [
+    ("bad name", {"name": "../etc"}, [("files", ("a.wav", _wav(2), "audio/wav"))], 422,
+     "invalid_profile_name"),
+    ("no files", {"name": "Empty"}, [("other", (None, "x"))], 422, "no_samples"),
+    ("no name", {}, [("files", ("a.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("name taken", {"name": "Test Voice"}, [("files", ("a.wav", _wav(2), "audio/wav"))], 409,
+     "profile_exists"),
+    ("not audio", {"name": "Junk"}, [("files", ("a.flac", b"not audio at all", "audio/flac"))], 415,
+     "unsupported_format"),
+    ("too little voice", {"name": "Tone"}, [("files", ("a.wav", _wav(1.5), "audio/wav"))], 422,
+     "insufficient_voiced_audio"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "status", "code"), [c[1:] for c in PROFILE_CASES], ids=[c[0] for c in PROFILE_CASES]
+)
+def test_profile_bad_input(
+    client: TestClient, fields: dict[str, Any], files: list[Any], status: int, code: str
+) -> None:
+    if files and files[0][0] == "other":
+        r = client.post("/api/v1/profiles", data=fields, files={"name": (None, "Empty")})
+    else:
+        r = client.post("/api/v1/profiles", data=fields, files=files)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/api/v1/conversions/job_0123456789abcdef", 404, "job_not_found"),
+        ("/api/v1/conversions/../../etc/passwd", 404, "not_found"),
+        ("/api/v1/conversions/not-an-id", 404, "job_not_found"),
+        ("/api/v1/conversions/job_0123456789abcdef/audio?stem=drums", 422, "invalid_parameter"),
+        ("/api/v1/profiles/prof_000000000000", 404, "profile_not_found"),
+        ("/api/v1/profiles/Test%20Voice", 404, "profile_not_found"),
+        ("/api/v1/nothing", 404, "not_found"),
+    ],
+)
+def test_lookup_errors(client: TestClient, path: str, status: int, code: str) -> None:
+    r = client.get(path)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+
+
+def test_method_not_allowed(client: TestClient) -> None:
+    r = client.put("/api/v1/profiles")
+    assert (r.status_code, r.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_wrong_verbs_on_finished_job_ids_do_not_touch_files(client: TestClient, tmp_path: Path) -> None:
+    r = client.delete("/api/v1/conversions/job_0123456789abcdef")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "job_not_found")

@@ -1,0 +1,138 @@
+"""Storage: migrations on SQLite (WAL) and PostgreSQL, the profile index, blobs by id."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+
+from autovoice.config import Settings
+from autovoice.errors import NotFoundError, ParameterError
+from autovoice.storage import BlobStore, Database, ProfileIndex, check_id, database_url
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> None:
+    assert database_url(settings) == f"sqlite:///{settings.data_dir / 'autovoice.db'}"
+    db = Database(settings)
+    db.migrate()
+    db.migrate()  # a second start changes nothing
+    assert {"profiles", "jobs", "api_keys", "alembic_version"} <= set(inspect(db.engine).get_table_names())
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    assert db.ping()
+    db.dispose()
+
+
+def test_postgres_url_uses_psycopg3(settings: Settings) -> None:
+    s = settings.model_copy(update={"database_url": "postgresql://u@h/db"})
+    assert database_url(s) == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.skipif(not _pg_up(), reason="needs PostgreSQL on 127.0.0.1:5432")
+def test_postgres_concurrent_migrations(settings: Settings) -> None:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        s = settings.model_copy(update={"database_url": f"{PG}?options=-csearch_path%3D{schema}"})
+        dbs = [Database(s) for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def migrate(db: Database) -> None:
+            try:
+                db.migrate()
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=migrate, args=(db,)) for db in dbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert dbs[0].dialect == "postgresql"
+        assert {"profiles", "jobs", "api_keys"} <= set(inspect(dbs[0].engine).get_table_names())
+        for db in dbs:
+            db.dispose()
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_profile_index_follows_the_store(settings: Settings, voice_profile: Any) -> None:
+    db = Database(settings)
+    db.migrate()
+    index = ProfileIndex(db, settings)
+    assert index.list() == []
+    # A profile written by the CLI (store only) appears after reconcile, and on direct lookup.
+    p = copy.deepcopy(voice_profile)
+    index.store.save(p)
+    assert index.summary(p.id)["name"] == p.name
+    index.reconcile()
+    assert [s["id"] for s in index.list()] == [p.id]
+    assert index.name_taken(p.name)
+    # Names and path tricks never reach the store through the id lookups.
+    for bad in (p.name, "../profiles", "prof_../../x"):
+        with pytest.raises(NotFoundError):
+            index.summary(bad)
+        with pytest.raises(NotFoundError):
+            index.delete(bad)
+    index.delete(p.id)
+    assert index.list() == []
+    assert not index.store.exists(p.id)
+    # Data removed behind the index's back: reconcile drops the row.
+    q = copy.deepcopy(voice_profile)
+    index.save(q)
+    index.store.delete(q.id)
+    index.reconcile()
+    assert index.list() == []
+    db.dispose()
+
+
+@pytest.mark.parametrize("bad", ["../etc", "job_", "job_XYZ", "job_0123/../../x", "", "JOB_0123456789"])
+def test_ids_are_checked(bad: str) -> None:
+    with pytest.raises(ParameterError):
+        check_id(bad)
+
+
+def test_blob_store_deletes_job_folder(settings: Settings) -> None:
+    blobs = BlobStore(settings)
+    folder = blobs.job_dir("job_0123456789abcdef")
+    folder.mkdir(parents=True)
+    (folder / "mix.wav").write_bytes(b"x")
+    blobs.delete_job("job_0123456789abcdef")
+    assert not folder.exists()
+    blobs.delete_job("job_0123456789abcdef")  # idempotent
+    scratch = blobs.scratch_dir()
+    assert scratch.is_dir()
+    assert Path(settings.data_dir) in scratch.parents
+
+
+def test_old_scratch_folders_are_cleaned(settings: Settings) -> None:
+    import os
+
+    blobs = BlobStore(settings)
+    old, new = blobs.scratch_dir(), blobs.scratch_dir()
+    os.utime(old, (0, 0))
+    assert blobs.clean_scratch(older_than_s=60) == 1
+    assert not old.exists()
+    assert new.exists()
