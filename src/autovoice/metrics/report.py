@@ -73,6 +73,9 @@ class QualityReport:
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = REPORT_FORMAT_VERSION
+    #: The F0 re-tracked on the converted vocal (Hz per ``hop_s`` frame, 0 = unvoiced); not serialised
+    #: by :meth:`to_dict` (the pipeline adds contours to its own result).
+    achieved_f0: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with stable keys (NaN becomes ``None``).
@@ -239,6 +242,7 @@ def quality_report(
         hop_s=hop_s,
         warnings=warnings,
         extra=dict(extra or {}),
+        achieved_f0=achieved.f0,
     )
 
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: The engines work between these rates; other inputs are resampled for the engine and back.
 ENGINE_MIN_SR, ENGINE_MAX_SR = 16_000, 48_000
+#: Frame period of the F0 tracks the pipeline computes, seconds.
+CONTOUR_HOP_S = 0.01
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ConversionResult:
     separation: str
     engine: str
     timings: dict[str, float] = field(default_factory=dict)
+    source_f0: np.ndarray | None = None  # the source vocal's F0, Hz per 10 ms frame
     output: Path | None = None
     report_path: Path | None = None
 
@@ -81,9 +84,35 @@ class ConversionResult:
                 "rtf": round(self.processing_seconds / self.audio_seconds, 4),
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "metrics": self.report.to_dict() if self.report else None,
+                "f0": self.contours(),
             }
         )
         return doc
+
+    def contours(self, max_frames: int = 2000) -> dict[str, Any] | None:
+        """Source, intended and achieved F0 on one grid, thinned to at most ``max_frames`` frames.
+
+        Values are Hz rounded to 0.1, 0 where unvoiced; for plots (the web page draws them together).
+        """
+        if self.source_f0 is None:
+            return None
+        n = len(self.source_f0)
+        step = max(1, int(np.ceil(n / max_frames)))
+        achieved = self.report.achieved_f0 if self.report is not None else None
+
+        def thin(f0: np.ndarray | None) -> list[float] | None:
+            if f0 is None:
+                return None
+            f = np.zeros(n, np.float32)
+            f[: min(n, len(f0))] = f0[:n]
+            return [round(float(v), 1) for v in f[::step]]
+
+        return {
+            "hop_s": CONTOUR_HOP_S * step,
+            "source": thin(self.source_f0),
+            "intended": thin(self.plan.target_f0),
+            "output": thin(achieved),
+        }
 
 
 def check_options(*, pitch_shift: float | None, auto_key: bool, preset: str, separation: str) -> None:
@@ -188,7 +217,7 @@ def convert_audio(
     progress(0.35, "pitch")
     esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
     v = resample(vocals, orig_sr=sr, target_sr=esr)
-    track = estimate_f0(v, sr=esr, method=cfg.f0_method, device=device)
+    track = estimate_f0(v, sr=esr, method=cfg.f0_method, hop_s=CONTOUR_HOP_S, device=device)
     plan = plan_pitch(
         track,
         target=profile.vocal_range,
@@ -257,6 +286,7 @@ def convert_audio(
         separation=stems.method,
         engine=cfg.engine,
         timings=timings,
+        source_f0=track.f0,
     )
 
 

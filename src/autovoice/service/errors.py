@@ -38,7 +38,9 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 def error_response(exc: AutoVoiceError, headers: dict[str, str] | None = None) -> JSONResponse:
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status, headers=headers)
+    # Library errors name local files in details["path"]; a client never sees server paths.
+    details = {k: v for k, v in exc.details.items() if k != "path"}
+    return JSONResponse(error_body(exc.code, exc.message, details), status_code=status, headers=headers)
 
 
 _HTTP_CODES = {

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from autovoice.errors import (
     AudioError,
+    AutoVoiceError,
     ConflictError,
     NotFoundError,
     ParameterError,
@@ -47,7 +48,10 @@ def _check_audio_file(state: ServiceState, f: UploadedFile) -> None:
     """Header-level checks of an upload (format, duration, rate, channels); the job decodes fully."""
     from autovoice.audio import check_limits, probe
 
-    info = probe(f.path, settings=state.settings)
+    try:
+        info = probe(f.path, settings=state.settings)
+    except AutoVoiceError as exc:
+        raise _in_client_terms(exc, f) from None
     if info.channels < 1 or info.sample_rate <= 0 or not info.duration_s > 0:
         # FFmpeg "opens" some non-audio files (plain text...) as a stream without channels.
         raise UnsupportedFormatError(
@@ -66,6 +70,13 @@ def _check_audio_file(state: ServiceState, f: UploadedFile) -> None:
             f"{state.settings.min_audio_seconds:.1f} s is needed.",
             {"duration_s": round(info.duration_s, 3), "min_s": state.settings.min_audio_seconds},
         )
+
+
+def _in_client_terms(exc: AutoVoiceError, f: UploadedFile) -> AutoVoiceError:
+    """The same error, naming the client's file instead of the server's path (which never leaks)."""
+    message = exc.message.replace(str(f.path), f.filename).replace(f.path.name, f.filename)
+    details = {k: v for k, v in exc.details.items() if k != "path"} | {"filename": f.filename}
+    return type(exc)(exc.code, message, details)
 
 
 # -- profiles ------------------------------------------------------------------------------------
