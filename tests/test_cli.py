@@ -123,3 +123,62 @@ def test_profile_lifecycle_through_the_installed_script(speech_dir: Path, settin
     assert "tessitura" in shown.stdout
     assert json.loads(cli("profile", "delete", doc["id"], "--json").stdout)["deleted"] == doc["id"]
     assert json.loads(cli("profile", "list", "--json").stdout)["profiles"] == []
+
+
+def test_tts_writes_speech_and_refuses_empty_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hello.wav"
+    assert run(["tts", "Hello, world!", "-o", str(out), "--json"]) == 0
+    doc = _json(capsys)
+    assert doc["output"] == str(out)
+    data, sr = sf.read(str(out))
+    assert sr == doc["sample_rate"] == 22_050
+    assert 0.5 < len(data) / sr < 3.0
+    empty = tmp_path / "empty.wav"
+    assert run(["tts", "   ", "-o", str(empty), "--json"]) == 2
+    assert _json(capsys)["error"]["code"] == "empty_text"
+    assert not empty.exists()
+
+
+@pytest.mark.shared_data
+def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(f) for f in speaker_files(FEMALE[1])[:3]]
+    assert run(["profile", "create", "target", *files, "--json"]) == 0
+    capsys.readouterr()
+    src = speaker_files("2033")[6]
+    out = tmp_path / "converted.flac"
+    code = run(
+        [
+            "convert",
+            str(src),
+            "--profile",
+            "target",
+            "-o",
+            str(out),
+            "--separation",
+            "none",
+            "--auto-key",
+            "--preset",
+            "fast",
+            "--json",
+        ]
+    )
+    assert code == 0
+    doc = _json(capsys)
+    for key in ("output", "pitch_shift_semitones", "audio_seconds", "processing_seconds", "rtf", "metrics"):
+        assert key in doc
+    assert doc["metrics"]["similarity_gain"] > 0
+    assert sf.info(str(out)).samplerate == 16_000
+    assert Path(doc["report"]).is_file()
+
+    bad = tmp_path / "bad.wav"
+    assert (
+        run(["convert", str(src), "--profile", "target", "-o", str(bad), "--preset", "ultra", "--json"]) == 2
+    )
+    assert _json(capsys)["error"]["code"] == "invalid_preset"
+    assert run(["convert", str(src), "--profile", "nobody", "-o", str(bad), "--json"]) == 2
+    assert _json(capsys)["error"]["code"] == "profile_not_found"
+    assert (
+        run(["convert", str(src), "--profile", "target", "-o", str(bad), "--json"]) == 2
+    )  # auto: no weights
+    assert _json(capsys)["error"]["code"] == "separation_unavailable"
+    assert not bad.exists()

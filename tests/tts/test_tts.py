@@ -314,12 +314,23 @@ def test_profile_conversion_is_applied(
     than the conversion's minimum duration is padded with silence for it, and trimmed back after.
     """
     calls: list[tuple[int, int, object]] = []
+    shifts: list[float | None] = []
 
-    def convert_speech(y: np.ndarray, *, sr: int, profile: object, device: str, progress: Any) -> np.ndarray:
+    def convert_speech(
+        y: np.ndarray,
+        *,
+        sr: int,
+        profile: object,
+        pitch_shift: float | None,
+        device: str,
+        settings: Any,
+        progress: Any,
+    ) -> tuple[np.ndarray, float]:
         assert device == "cpu"
         calls.append((len(y), sr, profile))
+        shifts.append(pitch_shift)
         progress(1.0, "convert")
-        return 0.5 * y
+        return 0.5 * y, 3.25
 
     fake = types.ModuleType("autovoice.pipeline")
     fake.convert_speech = convert_speech  # type: ignore[attr-defined]
@@ -336,14 +347,13 @@ def test_profile_conversion_is_applied(
     assert len(chunks) == 3
     assert [c[0] for c in calls] == [max(len(c), min_len) for c in chunks]
     assert all(c[1:] == (22_050, profile) for c in calls)
+    # The first sentence gets an auto-key shift; the rest reuse it, so the stream keeps one key.
+    assert shifts[-3:] == [None, 3.25, 3.25]
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_speech_in_a_profiles_voice(speech_dir: Path, settings: Settings) -> None:
-    pipeline = pytest.importorskip("autovoice.pipeline")
-    if not hasattr(pipeline, "convert_speech"):
-        pytest.skip("autovoice.pipeline.convert_speech is not written yet (the lead's part)")
     from autovoice.profiles import build_profile
 
     profile = build_profile(speaker_files(MALE[0])[:1], name="tts-target", settings=settings)

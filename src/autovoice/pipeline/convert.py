@@ -372,22 +372,31 @@ def convert_speech(
     *,
     sr: int,
     profile: VoiceProfile,
+    pitch_shift: float | None = None,
     device: str = "cpu",
+    settings: Settings | None = None,
     progress: ProgressCallback = no_progress,
-) -> np.ndarray:
-    """Speech into ``profile``'s voice: exact auto key, no separation, no report. Mono in, mono out."""
+) -> tuple[np.ndarray, float]:
+    """Speech into ``profile``'s voice: no separation, no report. Mono in, mono out.
+
+    ``pitch_shift`` ``None`` means exact auto key (the speech's median moves onto the profile's);
+    a number fixes the shift, e.g. the one the first sentence of a stream got, so that sentences
+    don't jump in pitch. Returns the audio and the shift used, in semitones.
+    """
     result = convert_audio(
         to_mono(y),
         sr=sr,
         profile=profile,
-        auto_key=True,
+        pitch_shift=pitch_shift,
+        auto_key=pitch_shift is None,
         mode="speech",
         separation="none",
         measure=False,
         device=device,
+        settings=settings,
         progress=progress,
     )
-    return np.asarray(result.mix[0])
+    return np.asarray(result.mix[0]), result.plan.shift_semitones
 
 
 def _fit(y: np.ndarray, length: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from autovoice.config import Settings, get_settings
-from autovoice.errors import InternalError, ParameterError
+from autovoice.errors import ParameterError
 from autovoice.models import CACHE
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
 from autovoice.tts.piper_voice import (
@@ -180,24 +180,29 @@ def _converter(
     Conversion refuses audio shorter than ``settings.min_audio_seconds``, and a short sentence ("Yes.")
     can be; such audio is padded with silence for the conversion and trimmed back to its length after.
     """
-    try:
-        from autovoice.pipeline import convert_speech
-    except ImportError as exc:
-        raise InternalError(
-            "conversion_unavailable",
-            "Speaking in a profile's voice is not available in this build: "
-            "autovoice.pipeline.convert_speech is missing. Synthesise without a profile.",
-            {},
-        ) from exc
     from autovoice.devices import resolve_device
+    from autovoice.pipeline import convert_speech
 
     device = resolve_device(settings.device)
     min_len = math.ceil(settings.min_audio_seconds * sr)
 
+    # The first call (the whole text in one-shot mode, the first sentence when streaming) gets an
+    # exact auto-key shift; later sentences reuse it, so a stream does not jump in pitch.
+    shift: list[float] = []
+
     def convert(y: np.ndarray) -> np.ndarray:
         n = len(y)
         padded = np.pad(y, (0, min_len - n)) if n < min_len else y
-        out = convert_speech(padded, sr=sr, profile=profile, device=device, progress=progress)
+        out, used = convert_speech(
+            padded,
+            sr=sr,
+            profile=profile,
+            pitch_shift=shift[0] if shift else None,
+            device=device,
+            settings=settings,
+            progress=progress,
+        )
+        shift[:] = [used]
         return np.asarray(out[:n], dtype=np.float32)
 
     return convert
