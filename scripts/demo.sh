@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# The main job end to end on the clips in assets/demo: build a voice profile and print its report.
+# The main job end to end on the clips in assets/demo (see assets/demo/ATTRIBUTION.md):
+# build a voice profile, convert another speaker's clip into it, measure the result, speak in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AUTOVOICE_DATA_DIR="${AUTOVOICE_DATA_DIR:-$PWD/demo-output/data}"
 AV=.venv/bin/autovoice
-mkdir -p demo-output
+OUT=demo-output
+mkdir -p "$OUT"
 
-echo "== 1. Build a voice profile from 5 utterances of LibriSpeech speaker 367"
+echo "== 1. Voice profile from 5 utterances (39 s) of LibriSpeech speaker 367"
 $AV profile create demo-367 assets/demo/367-130732-000[0-4].flac --replace
 
 echo
-echo "== 2. Analyse the source clip (LibriSpeech speaker 1688) and plot its F0 contour"
-$AV analyze assets/demo/1688-142285-0000.flac --plot demo-output/source-f0.png
+echo "== 2. Convert a clip of speaker 1688 (male) into that voice (auto key), with its quality report"
+$AV convert assets/demo/1688-142285-0000.flac --profile demo-367 --auto-key --separation none \
+  -o "$OUT/1688-as-367.wav"
 
 echo
-echo "Profiles live in $AUTOVOICE_DATA_DIR; the plot is demo-output/source-f0.png."
+echo "== 3. Source pitch contour and range"
+$AV analyze assets/demo/1688-142285-0000.flac --plot "$OUT/source-f0.png"
+
+echo
+echo "== 4. Speech in the profile's voice"
+$AV tts "Hello! This is AutoVoice, speaking in a voice it learned a minute ago." --profile demo-367 \
+  -o "$OUT/tts-as-367.wav"
+
+echo
+echo "Results in $OUT/: the converted clip and its .report.json, the F0 plot, the speech."
+echo "Listen: compare assets/demo/1688-142285-0000.flac with $OUT/1688-as-367.wav."
