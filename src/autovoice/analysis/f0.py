@@ -148,7 +148,8 @@ def _fcpe(y: np.ndarray, *, sr: int, n_frames: int, hop_s: float, fmin: float, d
     from autovoice.models import load_fcpe
 
     model = load_fcpe(device)
-    x = resample(y, orig_sr=sr, target_sr=_ANALYSIS_SR)
+    # FCPE prints a complaint to stdout for samples outside [-1, 1] (lossy decodes overshoot).
+    x = np.clip(resample(y, orig_sr=sr, target_sr=_ANALYSIS_SR), -1.0, 1.0)
     win = int(_FCPE_WINDOW_S * _ANALYSIS_SR) // _FCPE_HOP * _FCPE_HOP
     pad = int(_FCPE_PAD_S * _ANALYSIS_SR) // _FCPE_HOP * _FCPE_HOP
     parts: list[np.ndarray] = []
