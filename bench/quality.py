@@ -65,8 +65,15 @@ def main() -> None:
         rows = []
         for src, tgt, idx in pairs(args.pairs):
             y, sr = load(utterances(src)[idx], mono=True)
-            res = convert_audio(y, sr=sr, profile=profiles[tgt], auto_key=True, mode="speech",
-                                separation="none", preset=preset)  # type: ignore[arg-type]
+            res = convert_audio(
+                y,
+                sr=sr,
+                profile=profiles[tgt],
+                auto_key=True,
+                mode="speech",
+                separation="none",
+                preset=preset,
+            )  # type: ignore[arg-type]
             out = res.mix[0]
             e_out = speaker_embedding(out, sr=sr)
             e_src = speaker_embedding(y, sr=sr)
@@ -74,18 +81,25 @@ def main() -> None:
             best = max(cands, key=lambda k: cosine_similarity(e_out, cands[k]))
             rep = res.report
             assert rep is not None
-            rows.append({
-                "source": src, "target": tgt, "utterance": utterances(src)[idx].name,
-                "cross_sex": (src in FEMALE) != (tgt in FEMALE),
-                "similarity": cosine_similarity(e_out, heldout[tgt]),
-                "floor": cosine_similarity(e_src, heldout[tgt]),
-                "identified": best == tgt,
-                "nearest": best,
-                "ovrl": rep.dnsmos.ovrl, "sig": rep.dnsmos.sig, "bak": rep.dnsmos.bak,
-                "median_cents": rep.pitch.median_abs_cents, "rmse_cents": rep.pitch.rmse_cents,
-                "rtf": res.processing_seconds / res.audio_seconds,
-                "shift": res.plan.shift_semitones,
-            })
+            rows.append(
+                {
+                    "source": src,
+                    "target": tgt,
+                    "utterance": utterances(src)[idx].name,
+                    "cross_sex": (src in FEMALE) != (tgt in FEMALE),
+                    "similarity": cosine_similarity(e_out, heldout[tgt]),
+                    "floor": cosine_similarity(e_src, heldout[tgt]),
+                    "identified": best == tgt,
+                    "nearest": best,
+                    "ovrl": rep.dnsmos.ovrl,
+                    "sig": rep.dnsmos.sig,
+                    "bak": rep.dnsmos.bak,
+                    "median_cents": rep.pitch.median_abs_cents,
+                    "rmse_cents": rep.pitch.rmse_cents,
+                    "rtf": res.processing_seconds / res.audio_seconds,
+                    "shift": res.plan.shift_semitones,
+                }
+            )
             print(preset, rows[-1])
         song = song_row(preset)
         results["presets"][preset] = {"pairs": rows, "summary": summarise(rows), "song": song}
@@ -104,10 +118,15 @@ def song_row(preset: str) -> dict[str, Any]:
     rep = res.report
     assert rep is not None
     return {
-        "seconds": res.audio_seconds, "sr": sr, "channels": int(res.mix.shape[0]),
-        "rtf": res.processing_seconds / res.audio_seconds, "shift": res.plan.shift_semitones,
-        "median_cents": rep.pitch.median_abs_cents, "ovrl": rep.dnsmos.ovrl,
-        "similarity_to_target": rep.similarity_to_target, "floor": rep.similarity_source_to_target,
+        "seconds": res.audio_seconds,
+        "sr": sr,
+        "channels": int(res.mix.shape[0]),
+        "rtf": res.processing_seconds / res.audio_seconds,
+        "shift": res.plan.shift_semitones,
+        "median_cents": rep.pitch.median_abs_cents,
+        "ovrl": rep.dnsmos.ovrl,
+        "similarity_to_target": rep.similarity_to_target,
+        "floor": rep.similarity_source_to_target,
     }
 
 
