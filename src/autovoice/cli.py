@@ -314,15 +314,23 @@ def convert_cmd(
         )
         if m:
             p, d = m["pitch"], m["dnsmos"]
+
+            def f(v: float | None, spec: str) -> str:
+                return "n/a" if v is None else format(v, spec)
+
             typer.echo(
-                f"  pitch acc  median {p['median_abs_cents']} cents, RMSE {p['rmse_cents']} cents / "
-                f"{p['rmse_hz']} Hz, corr {p['correlation']}"
+                f"  pitch acc  median {f(p['median_abs_cents'], '.1f')} cents off the plan, "
+                f"RMSE {f(p['rmse_cents'], '.0f')} cents / {f(p['rmse_hz'], '.1f')} Hz, "
+                f"correlation {f(p['correlation'], '.3f')}"
             )
             typer.echo(
-                f"  similarity {m['similarity_to_target']} to the profile "
-                f"(source: {m['similarity_source_to_target']}, gain {m['similarity_gain']})"
+                f"  similarity {f(m['similarity_to_target'], '.3f')} to the profile "
+                f"(source {f(m['similarity_source_to_target'], '.3f')}, "
+                f"gain {f(m['similarity_gain'], '+.3f')})"
             )
-            typer.echo(f"  DNSMOS     SIG {d['sig']}  BAK {d['bak']}  OVRL {d['ovrl']}")
+            typer.echo(
+                f"  DNSMOS     SIG {f(d['sig'], '.2f')}  BAK {f(d['bak'], '.2f')}  OVRL {f(d['ovrl'], '.2f')}"
+            )
         typer.echo(f"  report     {doc['report']}")
 
     _emit(doc, as_json, human)
