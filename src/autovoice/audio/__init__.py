@@ -12,7 +12,7 @@ from autovoice.audio.io import (
     to_mono,
 )
 from autovoice.audio.levels import frame_rms_db, loudness_lufs, peak_dbfs, rms_dbfs
-from autovoice.audio.validate import AudioCheck, check_limits, validate_audio
+from autovoice.audio.validate import AudioCheck, check_limits, check_samples, validate_audio
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -20,6 +20,7 @@ __all__ = [
     "AudioCheck",
     "AudioInfo",
     "check_limits",
+    "check_samples",
     "decode",
     "frame_rms_db",
     "load",

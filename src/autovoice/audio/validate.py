@@ -25,6 +25,32 @@ class AudioCheck:
     warnings: list[str] = field(default_factory=list)
 
 
+def check_samples(y: np.ndarray) -> np.ndarray:
+    """Shape, emptiness and finiteness of in-memory audio; returns it as float32.
+
+    Raises ``invalid_audio_shape`` (not 1-D/2-D, or not floating point), ``audio_empty`` or
+    ``audio_invalid_samples`` (NaN/inf). The cheap checks every entry point shares.
+    """
+    arr = np.asarray(y)
+    if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.floating):
+        raise AudioError(
+            "invalid_audio_shape",
+            f"Audio must be floating point, (samples,) or (channels, samples); got {arr.dtype} {arr.shape}.",
+            {"shape": list(arr.shape), "dtype": str(arr.dtype)},
+        )
+    if arr.size == 0 or arr.shape[-1] == 0:
+        raise AudioError("audio_empty", "The audio contains no samples.")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise AudioError(
+            "audio_invalid_samples",
+            f"The audio contains {bad} NaN or infinite samples; re-export it from the source.",
+            {"bad_samples": bad},
+        )
+    return arr
+
+
 def check_limits(*, duration_s: float, sr: int, channels: int, settings: Settings | None = None) -> None:
     """Reject durations, sample rates and channel counts outside the configured limits.
 
@@ -78,19 +104,9 @@ def validate_audio(
         ``too_many_channels``, ``unsupported_sample_rate`` or ``audio_silent``.
     """
     s = settings or get_settings()
-    if y.ndim not in (1, 2):
-        raise AudioError("invalid_audio_shape", f"Audio must be 1-D or 2-D, got shape {y.shape}.")
+    y = check_samples(y)
     channels = 1 if y.ndim == 1 else y.shape[0]
     n = y.shape[-1]
-    if n == 0 or y.size == 0:
-        raise AudioError("audio_empty", "The audio contains no samples.")
-    if not np.isfinite(y).all():
-        bad = int((~np.isfinite(y)).sum())
-        raise AudioError(
-            "audio_invalid_samples",
-            f"The audio contains {bad} NaN or infinite samples; re-export it from the source.",
-            {"bad_samples": bad},
-        )
     duration = n / sr
     check_limits(duration_s=duration, sr=sr, channels=channels, settings=s)
     min_s = s.min_audio_seconds if min_seconds is None else min_seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autovoice.audio import resample, to_mono
+from autovoice.audio import check_samples, resample, to_mono
 from autovoice.errors import AudioError, ParameterError
 
 #: Sample rate of the speaker encoder in Hz.
@@ -102,18 +102,7 @@ def to_16k(y: np.ndarray, *, sr: int) -> np.ndarray:
     """Validated mono float32 audio resampled to 16 kHz and clipped to -1..1 (what a file would hold)."""
     if sr <= 0:
         raise ParameterError("invalid_parameter", f"sr must be a positive sample rate in Hz, got {sr}.")
-    arr = np.asarray(y, dtype=np.float32)
-    if arr.ndim not in (1, 2):
-        raise AudioError("invalid_audio_shape", f"Audio must be 1-D or 2-D, got shape {arr.shape}.")
-    if arr.size == 0:
-        raise AudioError("audio_empty", "The audio contains no samples.")
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise AudioError(
-            "audio_invalid_samples",
-            f"The audio contains {bad} NaN or infinite samples.",
-            {"bad_samples": bad},
-        )
+    arr = check_samples(np.asarray(y, dtype=np.float32))
     x = resample(to_mono(arr), orig_sr=sr, target_sr=EMBEDDING_SR)
     return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 
 from autovoice.config import Settings, get_settings
-from autovoice.errors import AudioError, ModelUnavailableError, ParameterError
+from autovoice.errors import ModelUnavailableError, ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -136,30 +136,9 @@ def separate(
 
 
 def _valid(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim not in (1, 2):
-        raise AudioError(
-            "invalid_audio_shape",
-            f"Audio must be (samples,) or (channels, samples), got shape {y.shape}.",
-            {"shape": list(y.shape)},
-        )
-    if y.size == 0:
-        raise AudioError("audio_empty", "The audio contains no samples.")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise AudioError(
-            "invalid_audio_shape",
-            f"Audio must be floating point in -1..1, got dtype {y.dtype}.",
-            {"dtype": str(y.dtype)},
-        )
-    y = y.astype(np.float32, copy=False)
-    if not np.isfinite(y).all():
-        bad = int((~np.isfinite(y)).sum())
-        raise AudioError(
-            "audio_invalid_samples",
-            f"The audio contains {bad} NaN or infinite samples; re-export it from the source.",
-            {"bad_samples": bad},
-        )
-    return y
+    from autovoice.audio.validate import check_samples
+
+    return check_samples(y)
 
 
 def _require_separation_model(s: Settings) -> None:
