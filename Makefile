@@ -41,8 +41,11 @@ pytest: install  ## The test suite with coverage
 
 test: lint typecheck pytest  ## Everything CI runs: lint, types, tests
 
-bench: install  ## Speed and quality benchmarks (writes bench/results/)
+bench: install  ## Speed and quality benchmarks, ~20 min on 2 cores (writes bench/results/)
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/tts.py
+	$(BIN)/python bench/service.py
 
 serve: install  ## Run the service on 127.0.0.1:8000
 	$(BIN)/autovoice serve
