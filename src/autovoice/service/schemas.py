@@ -23,6 +23,11 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the ``{"error": ...}`` body for each status."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
 class QueueInfo(BaseModel):
     mode: Literal["local", "celery"]
     depth: int = Field(description="Jobs waiting to start.")

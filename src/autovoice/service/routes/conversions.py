@@ -16,7 +16,7 @@ from autovoice.errors import AutoVoiceError
 from autovoice.jobs import event_for, new_job_id
 from autovoice.service import services
 from autovoice.service.auth import token_from_headers
-from autovoice.service.schemas import ErrorResponse, JobPublic, Stem
+from autovoice.service.schemas import ErrorResponse, JobPublic, Stem, error_responses
 from autovoice.service.state import ServiceState, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
@@ -24,12 +24,7 @@ log = logging.getLogger("autovoice.service")
 router = APIRouter(
     prefix="/api/v1/conversions",
     tags=["conversions"],
-    responses={
-        401: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-    },
+    responses=error_responses(401, 404, 422, 429),
 )
 JobId = Annotated[str, Path(max_length=80, description="A job id, `job_...`.")]
 #: Without an event for this long, the WebSocket re-reads the row (events are a fast path only).
@@ -74,11 +69,7 @@ def _job_json(job: JobPublic, status: int) -> JSONResponse:
     response_model=JobPublic,
     dependencies=[Depends(guard), Depends(job_limit)],
     openapi_extra=_SUBMIT_BODY,
-    responses={
-        413: {"model": ErrorResponse},
-        415: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
+    responses=error_responses(413, 415, 503),
 )
 async def create_conversion(request: Request, state: State) -> JSONResponse:
     """Upload a song (multipart) and queue its conversion; 202 with the job."""

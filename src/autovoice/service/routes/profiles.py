@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from autovoice.service import services
-from autovoice.service.schemas import ErrorResponse, ProfileList, ProfilePublic
+from autovoice.service.schemas import ProfileList, ProfilePublic, error_responses
 from autovoice.service.state import State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
@@ -16,12 +16,7 @@ router = APIRouter(
     prefix="/api/v1/profiles",
     tags=["profiles"],
     dependencies=[Depends(guard)],
-    responses={
-        401: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-    },
+    responses=error_responses(401, 404, 422, 429),
 )
 ProfileId = Annotated[str, Path(max_length=80, description="A profile id, `prof_...`.")]
 _UPLOAD_BODY = {
@@ -53,7 +48,7 @@ _UPLOAD_BODY = {
     response_model=ProfilePublic,
     dependencies=[Depends(job_limit)],
     openapi_extra=_UPLOAD_BODY,
-    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    responses=error_responses(409, 413, 415),
 )
 async def create_profile(request: Request, state: State) -> ProfilePublic:
     """Build a voice profile from uploaded recordings (multipart: `name`, one or more `files`)."""

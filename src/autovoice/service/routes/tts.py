@@ -7,20 +7,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from autovoice.service import services
-from autovoice.service.schemas import ErrorResponse, TtsRequest, VoiceList
+from autovoice.service.schemas import TtsRequest, VoiceList, error_responses
 from autovoice.service.state import State, guard, job_limit
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["tts"],
     dependencies=[Depends(guard)],
-    responses={
-        401: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
+    responses=error_responses(401, 404, 422, 429, 503),
 )
 
 
