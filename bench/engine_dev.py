@@ -11,10 +11,13 @@ F0 moved by whole semitones to the profile's median (what ``--auto-key`` does). 
 - ``ovrl``: DNSMOS OVRL (speechmos) of the output;
 - ``rtf``: engine ``convert`` seconds / audio seconds (F0 tracking excluded).
 
-Run ``python bench/engine_dev.py --pairs 10 --preset balanced`` from the repository root; writes
-``bench/results/engine_dev_<preset>.json`` and prints a markdown table. ``--options '{"knn_k": 0}'``
-overrides engine options for experiments; ``--save-audio DIR`` keeps the converted wavs;
-``--song`` also times a 30 s excerpt of the shared song at 44.1 kHz.
+Run ``python bench/engine_dev.py --pairs 20 --preset balanced --song`` from the repository root; it
+writes ``bench/results/engine_dev_<preset>.json`` and ``.md``. Experiments (``--options '{"knn_k": 0}'``
+to override engine options, ``--kind same|cross``, ``--only NAME``) only print their table.
+``--save-audio DIR`` keeps the converted wavs; ``--song`` also times the engine on a 30 s excerpt of the
+shared song at 44.1 kHz. Unconverted F0 tracks, embeddings and DNSMOS scores are cached in
+``/tmp/autovoice_engine_dev_cache.pkl``. The whole run takes ~10 min on 2 cores (DNSMOS, FCPE and
+the speaker encoder dominate).
 
 Data: LibriSpeech test-other, CC BY 4.0, (c) 2014 Vassil Panayotov (see ../shared/data/README.md).
 """
@@ -30,11 +33,8 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "data" / "speech" / "librispeech"
-SONG = REPO.parent / "shared" / "data" / "song" / "karissa_hobbs-lets_go_fishin.ogg"
-FEMALE = ("367", "533", "1998", "3080", "3331")
-MALE = ("1688", "2033", "2414", "2609", "3005")
+from _common import FEMALE, MALE, SONG, SPEECH, write_results
+
 SPEAKERS = FEMALE + MALE
 ENROLL = range(0, 6)
 REFERENCE = (8, 9)
@@ -244,24 +244,23 @@ def main() -> None:
     }
     if args.song:
         summary["rtf_44k"] = song_rtf(engine, profiles[FEMALE[0]])
-    out_dir = REPO / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"engine_dev_{args.preset}{'_' + args.tag if args.tag else ''}"
-    (out_dir / f"{name}.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
-    print()
-    print(
-        "| preset | pairs | sim | floor | gain | ident | pitch (c) | OVRL (src) | SIG | BAK | RTF 16k (cpu) |"
-        + (" RTF 44.1k |" if args.song else "")
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.song else ""))
-    print(
-        f"| {args.preset}{' ' + args.tag if args.tag else ''} | {len(rows)} | {summary['sim']:.3f} | "
-        f"{summary['floor']:.3f} | {summary['gain']:+.3f} | {summary['ident_rate'] * 100:.0f} % | "
-        f"{summary['pitch_cents_median']:.1f} | {summary['ovrl']:.2f} ({summary['ovrl_src']:.2f}) | "
-        f"{summary['sig']:.2f} | {summary['bak']:.2f} | "
+    label = f"{args.preset}{' ' + args.tag if args.tag else ''}"
+    song_head, song_sep = (" RTF 44.1k |", "---|") if args.song else ("", "")
+    table = (
+        "| preset | pairs | sim | floor | gain | ident | pitch (c) | OVRL (source) | SIG | BAK "
+        f"| RTF 16k (CPU) |{song_head}\n"
+        f"|---|---|---|---|---|---|---|---|---|---|---|{song_sep}\n"
+        f"| {label} | {len(rows)} | {summary['sim']:.3f} | {summary['floor']:.3f} | {summary['gain']:+.3f} | "
+        f"{summary['ident_rate'] * 100:.0f} % | {summary['pitch_cents_median']:.1f} | "
+        f"{summary['ovrl']:.2f} ({summary['ovrl_src']:.2f}) | {summary['sig']:.2f} | {summary['bak']:.2f} | "
         f"{summary['rtf_16k']:.3f} ({summary['cpu_rtf_16k']:.3f}) |"
         + (f" {summary['rtf_44k']:.3f} |" if args.song else "")
     )
+    if args.options != "{}" or args.only or args.kind != "all":
+        print("\n" + table)  # an experiment: nothing written
+    else:
+        name = f"engine_dev_{args.preset}{'_' + args.tag if args.tag else ''}"
+        write_results(name, {"summary": summary, "rows": rows}, table)
 
 
 def song_rtf(engine: Any, profile: Any) -> float:

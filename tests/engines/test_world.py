@@ -273,6 +273,21 @@ def test_bad_profile_input_and_preset() -> None:
     with pytest.raises(ParameterError) as perr:
         WorldEngine(preset="ultra")  # type: ignore[arg-type]
     assert perr.value.code == "invalid_preset"
+    with pytest.raises(ParameterError) as perr:
+        WorldEngine(options={"knn_kk": 3})
+    assert perr.value.code == "invalid_parameter"
+
+
+def test_malformed_features_are_incompatible(tone_profile: VoiceProfile) -> None:
+    sr = 16_000
+    y = harmonic_tone(200.0, sr=sr, seconds=1.0)
+    track = F0Track(np.full(100, 200.0, np.float32), HOP_S, "known")
+    feats = {k.removeprefix("world."): v for k, v in tone_profile.features.items()}
+    broken = _profile({**feats, "knn_mcep": feats["knn_mcep"][:, :10]})
+    with pytest.raises(ParameterError) as err:
+        WorldEngine().convert(y, sr=sr, f0=track, target_f0=track.f0, profile=broken)
+    assert err.value.code == "profile_incompatible"
+    assert "world.knn_mcep" in err.value.message
 
 
 # ------------------------------------------------------------------------------------------------

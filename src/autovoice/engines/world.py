@@ -303,7 +303,7 @@ class WorldEngine:
         warp = _warp_factor(
             src_f0, target.f0_median, exponent=float(o["warp_exponent"]), max_warp=float(o["max_warp"])
         )
-        source = _source_stats(x16, src_f0, hop_s=hop_s, warp=warp)
+        source, envelopes = _source_stats(x16, src_f0, hop_s=hop_s, warp=warp)
         mapper = _Mapper(target, source, warp=warp, options=o, hop_s=hop_s)
 
         hop_n = hop_s * sr  # frame period in input samples (may be fractional)
@@ -316,7 +316,10 @@ class WorldEngine:
         for w, f_lo in enumerate(starts):
             f_hi = min(f_lo + win, n)
             a, b = max(f_lo - ctx, 0), min(f_hi + ctx, n)
-            log_src = np.log(_analyse(x16, src_f0[a:b], np.arange(a, b), hop_s=hop_s))
+            if envelopes is not None:
+                log_src = envelopes[a:b]
+            else:
+                log_src = np.log(_analyse(x16, src_f0[a:b], np.arange(a, b), hop_s=hop_s))
             log_gain = mapper.log_gain(log_src, src_f0[a:b])
             s0, s1 = int(round(a * hop_n)), min(int(round(b * hop_n)), len(x))
             t_frames = np.arange(b - a) * hop_n + (a * hop_n - s0)  # frame times in segment samples
@@ -582,17 +585,26 @@ def _warp_factor(src_f0: np.ndarray, target_median: float, *, exponent: float, m
     return float(np.clip(ratio, 1.0 / max_warp, max_warp))
 
 
-def _source_stats(x16: np.ndarray, f0: np.ndarray, *, hop_s: float, warp: float) -> _Stats:
+def _source_stats(
+    x16: np.ndarray, f0: np.ndarray, *, hop_s: float, warp: float
+) -> tuple[_Stats, np.ndarray | None]:
     """Statistics of the (warped) source cepstra over at most :data:`MAX_STATS_FRAMES` frames spread
-    evenly over the whole input, so that every window is mapped the same way."""
+    evenly over the whole input, so that every window is mapped the same way.
+
+    Also returns the log envelopes of all frames when the input is short enough that the first pass
+    analysed every frame (then the windows reuse them), else ``None``.
+    """
     n = len(f0)
-    frames = np.arange(n) if n <= MAX_STATS_FRAMES else np.linspace(0, n - 1, MAX_STATS_FRAMES).astype(int)
-    mceps, powers = [], []
+    every = n <= MAX_STATS_FRAMES
+    frames = np.arange(n) if every else np.linspace(0, n - 1, MAX_STATS_FRAMES).astype(int)
+    mceps, powers, envelopes = [], [], []
     # Chunks keep the audio handed to CheapTrick short when the frames are sparse.
     for chunk in np.array_split(frames, max(1, len(frames) // 500)):
         log_sp = np.log(_analyse(x16, f0[chunk], chunk, hop_s=hop_s))
         mceps.append(_encode(log_sp, warp=warp))
         powers.append(_log_power(log_sp) * _NP_DB)
+        if every:
+            envelopes.append(log_sp)
     mcep = np.concatenate(mceps)
     voiced = f0[frames] > 0
     unvoiced = ~voiced & _loud(mcep)
@@ -603,7 +615,8 @@ def _source_stats(x16: np.ndarray, f0: np.ndarray, *, hop_s: float, warp: float)
 
     mv, sv = mean_std(voiced)
     mu, su = mean_std(unvoiced)
-    return _Stats(mv, sv, mu, su, loud_db=float(np.percentile(np.concatenate(powers), 95)))
+    stats = _Stats(mv, sv, mu, su, loud_db=float(np.percentile(np.concatenate(powers), 95)))
+    return stats, (np.concatenate(envelopes) if every else None)
 
 
 class _Mapper:
