@@ -109,7 +109,7 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[float, str], None]]:
 
 def _device() -> str:
     from autovoice.config import get_settings
-    from autovoice.devices import resolve_device
+    from autovoice.models.devices import resolve_device
 
     return resolve_device(get_settings().device)
 
@@ -389,7 +389,7 @@ def tts_cmd(
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
     """Downloadable weights, where they go, and whether they are present."""
-    from autovoice.weights import REGISTRY, weights_path, weights_present
+    from autovoice.models.weights import REGISTRY, weights_path, weights_present
 
     rows: list[dict[str, Any]] = [
         {
@@ -418,7 +418,7 @@ def models_download(
     as_json: JsonOpt = False,
 ) -> None:
     """Download weights into the cache and verify their hash (needs network access)."""
-    from autovoice.weights import download_weights
+    from autovoice.models.weights import download_weights
 
     with _progress(not as_json) as progress:
         path = download_weights(name, progress=progress)

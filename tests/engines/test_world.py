@@ -19,7 +19,7 @@ from autovoice.engines.world import (
     WorldEngine,
 )
 from autovoice.errors import AudioError, AutoVoiceError, ParameterError
-from autovoice.profiles.model import SampleQuality, VoiceProfile
+from autovoice.profiles.profile import SampleQuality, VoiceProfile
 from tests.support import FEMALE, MALE, harmonic_tone, speaker_files
 
 HOP_S = 0.01
@@ -299,7 +299,7 @@ def test_malformed_features_are_incompatible(tone_profile: VoiceProfile) -> None
 def test_speech_moves_toward_the_target_speaker(speech_dir: Path, source: str, target: str) -> None:
     from resemblyzer import preprocess_wav
 
-    from autovoice.models import load_voice_encoder
+    from autovoice.models.cache import load_voice_encoder
 
     sr = 16_000
     parts = []

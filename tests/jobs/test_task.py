@@ -115,7 +115,7 @@ def test_cuda_oom_retries_on_cpu(
 ) -> None:
     import torch
 
-    import autovoice.devices
+    import autovoice.models.devices
     import autovoice.pipeline
 
     real = autovoice.pipeline.convert_file
@@ -127,7 +127,7 @@ def test_cuda_oom_retries_on_cpu(
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(*args, device=device, **kwargs)
 
-    monkeypatch.setattr(autovoice.devices, "resolve_device", lambda spec="auto": "cuda:0")
+    monkeypatch.setattr(autovoice.models.devices, "resolve_device", lambda spec="auto": "cuda:0")
     monkeypatch.setattr(autovoice.pipeline, "convert_file", convert)
     job_id = _job(ctx, short_clip, profile_id)
     assert run_job(job_id, ctx) == "completed"

@@ -12,7 +12,7 @@ import pytest
 from autovoice.audio import load, resample
 from autovoice.errors import AudioError, ParameterError
 from autovoice.metrics import DNSMOS_MIN_SECONDS, Dnsmos, dnsmos, load_dnsmos
-from autovoice.models import CACHE
+from autovoice.models.cache import CACHE
 from tests.support import harmonic_tone, speaker_files
 
 SR = 16_000

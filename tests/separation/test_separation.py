@@ -22,9 +22,9 @@ import torch
 
 from autovoice.config import Settings
 from autovoice.errors import AudioError, ModelUnavailableError, ParameterError
-from autovoice.models import CACHE
+from autovoice.models.cache import CACHE
+from autovoice.models.weights import REGISTRY, WeightsSpec, weights_path
 from autovoice.separation import SEPARATION_METHODS, Stems, demucs_backend, separate
-from autovoice.weights import REGISTRY, WeightsSpec, weights_path
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 SR = 44_100

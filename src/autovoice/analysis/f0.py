@@ -145,7 +145,7 @@ def estimate_f0(
 def _fcpe(y: np.ndarray, *, sr: int, n_frames: int, hop_s: float, fmin: float, device: str) -> np.ndarray:
     import torch
 
-    from autovoice.models import load_fcpe
+    from autovoice.models.cache import load_fcpe
 
     model = load_fcpe(device)
     # FCPE prints a complaint to stdout for samples outside [-1, 1] (lossy decodes overshoot).

@@ -17,7 +17,7 @@ Preset = Literal["fast", "balanced", "quality"]
 
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
-    from autovoice.profiles.model import VoiceProfile
+    from autovoice.profiles.profile import VoiceProfile
 
 
 class Engine(Protocol):

@@ -73,7 +73,7 @@ from autovoice.analysis.f0 import F0Track
 from autovoice.audio import resample
 from autovoice.engines.base import Preset
 from autovoice.errors import AudioError, ParameterError
-from autovoice.profiles.model import VoiceProfile
+from autovoice.profiles.profile import VoiceProfile
 from autovoice.progress import ProgressCallback, no_progress
 
 PRESETS: tuple[str, ...] = get_args(Preset)

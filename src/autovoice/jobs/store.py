@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from autovoice.errors import NotFoundError
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, check_id
-from autovoice.storage.models import utcnow
+from autovoice.storage.tables import utcnow
 
 
 def new_job_id() -> str:

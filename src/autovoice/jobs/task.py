@@ -22,7 +22,7 @@ from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError, CancelledError
 from autovoice.jobs.events import EventBus
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, ProfileIndex, blobs
-from autovoice.storage.models import utcnow
+from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 #: The job being run in this thread or task, for log records (see :mod:`autovoice.service.logs`).
@@ -232,7 +232,7 @@ def _progress_writer(job_id: str, ctx: JobContext) -> Callable[[float, str], Non
 
 
 def _convert(job_id: str, params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    from autovoice.devices import is_cuda_oom, resolve_device
+    from autovoice.models.devices import is_cuda_oom, resolve_device
     from autovoice.pipeline import convert_file
 
     folder = ctx.blobs.job_dir(job_id)

@@ -147,7 +147,7 @@ def load_dnsmos() -> Any:
     Returns a ``speechmos.dnsmos.DNSMOS`` holding the two ONNX Runtime sessions (CPU) plus the
     reference feature extraction and score calibration.
     """
-    from autovoice.models import CACHE
+    from autovoice.models.cache import CACHE
 
     def factory() -> Any:
         try:

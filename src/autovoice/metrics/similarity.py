@@ -111,7 +111,7 @@ def embedding_16k(x: np.ndarray, *, device: str) -> np.ndarray:
     """Embedding of validated mono 16 kHz audio (see :func:`speaker_embedding`)."""
     from resemblyzer.audio import trim_long_silences
 
-    from autovoice.models import load_voice_encoder
+    from autovoice.models.cache import load_voice_encoder
 
     no_voice = AudioError(
         "no_voiced_audio",

@@ -28,7 +28,7 @@ from autovoice.progress import ProgressCallback, no_progress, sub_progress
 
 if TYPE_CHECKING:
     from autovoice.metrics.report import QualityReport
-    from autovoice.profiles.model import VoiceProfile
+    from autovoice.profiles.profile import VoiceProfile
     from autovoice.separation import Separation
 
 #: The engines work between these rates; other inputs are resampled for the engine and back.

@@ -15,7 +15,7 @@ from autovoice.analysis import F0Track, estimate_f0, vocal_range
 from autovoice.audio import frame_rms_db, load, resample, validate_audio
 from autovoice.config import Settings, get_settings
 from autovoice.errors import AudioError, ParameterError
-from autovoice.profiles.model import SampleQuality, VoiceProfile
+from autovoice.profiles.profile import SampleQuality, VoiceProfile
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
 
 #: A sample is a file path or an in-memory ``(mono float32 samples, sr)`` pair.

@@ -14,7 +14,7 @@ import numpy as np
 from autovoice.analysis.vocal_range import VocalRange
 from autovoice.config import Settings, get_settings
 from autovoice.errors import ConflictError, NotFoundError
-from autovoice.profiles.model import FORMAT_VERSION, SampleQuality, VoiceProfile
+from autovoice.profiles.profile import FORMAT_VERSION, SampleQuality, VoiceProfile
 
 PROFILE_JSON = "profile.json"
 FEATURES_NPZ = "features.npz"

@@ -5,7 +5,7 @@ Methods (:data:`Separation`):
 ``demucs``
     Hybrid Transformer Demucs (``htdemucs``, 4 sources at 44.1 kHz stereo). The vocal source is the vocal
     stem; drums, bass and other are summed into the accompaniment. Weights come from the model cache
-    (:mod:`autovoice.weights`) or a checkpoint path; they are downloaded only when allowed.
+    (:mod:`autovoice.models.weights`) or a checkpoint path; they are downloaded only when allowed.
 ``none``
     The input already is a vocal: it is returned as the vocal stem, with no accompaniment.
 ``auto``
@@ -121,7 +121,7 @@ def separate(
     if method == "auto" and model is None:
         _require_separation_model(s)
 
-    from autovoice.devices import resolve_device
+    from autovoice.models.devices import resolve_device
     from autovoice.separation import demucs_backend
 
     dev = resolve_device(device or s.device)
@@ -143,7 +143,7 @@ def _valid(y: np.ndarray) -> np.ndarray:
 
 def _require_separation_model(s: Settings) -> None:
     """For ``auto``: succeed when the htdemucs weights are local or may be downloaded."""
-    from autovoice.weights import get_spec, weights_path, weights_present
+    from autovoice.models.weights import get_spec, weights_path, weights_present
 
     if weights_present("htdemucs", settings=s) or s.allow_downloads:
         return

@@ -4,7 +4,7 @@ Loading
     :func:`load_demucs` reads a demucs *package* (the ``.th`` files demucs publishes: a dict with the model
     ``klass``, its ``args``/``kwargs`` and ``state``) and builds the model with demucs' own
     ``demucs.states.load_model``. Nothing here downloads: the weights come from
-    :func:`autovoice.weights.ensure_weights` or from a path the caller gives.
+    :func:`autovoice.models.weights.ensure_weights` or from a path the caller gives.
 
 Trust model
     A demucs package is a pickle that names the model class, so it cannot be read with a bare
@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autovoice.config import Settings
-from autovoice.devices import is_cuda_oom
 from autovoice.errors import AudioError, ModelUnavailableError, ParameterError
-from autovoice.models import CACHE
+from autovoice.models.cache import CACHE
+from autovoice.models.devices import is_cuda_oom
+from autovoice.models.weights import ensure_weights, verify_file
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
-from autovoice.weights import ensure_weights, verify_file
 
 if TYPE_CHECKING:
     import torch
@@ -121,7 +121,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, check_name: bool = True) ->
         checked against that prefix first.
     check_name
         Whether to do that file-name check; ``False`` when the caller has verified the file already
-        (registry files are checked against their full sha256 by :func:`~autovoice.weights.ensure_weights`).
+        (registry files are checked against their full sha256 by
+        :func:`~autovoice.models.weights.ensure_weights`).
 
     Returns
     -------

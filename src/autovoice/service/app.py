@@ -32,8 +32,8 @@ def api_key_required(settings: Settings, host: str | None) -> bool:
 
 
 def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
-    from autovoice.devices import resolve_device
     from autovoice.jobs import JobContext, JobStore, LocalBus, RedisBus, make_queue, redis_url
+    from autovoice.models.devices import resolve_device
     from autovoice.service.auth import ApiKeyAuth
     from autovoice.service.ratelimit import RateLimits
     from autovoice.service.state import ServiceState

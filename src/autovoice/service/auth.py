@@ -21,7 +21,7 @@ from sqlalchemy import select
 from autovoice.errors import NotFoundError, ParameterError
 from autovoice.service.errors import AuthError
 from autovoice.storage import ApiKeyRow, Database
-from autovoice.storage.models import utcnow
+from autovoice.storage.tables import utcnow
 
 TOKEN_PREFIX = "av_"
 # Write `last_used_at` at most this often per key, so auth does not turn every read into a write.

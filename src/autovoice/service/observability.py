@@ -37,7 +37,7 @@ class _StateCollector(Collector):
         self.job_counts = job_counts
 
     def collect(self) -> Iterator[Metric]:
-        from autovoice.models import CACHE
+        from autovoice.models.cache import CACHE
         from autovoice.storage import JOB_STATUSES
 
         try:

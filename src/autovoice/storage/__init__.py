@@ -5,8 +5,8 @@ Also the profile index, kept in step with :class:`autovoice.profiles.ProfileStor
 
 from autovoice.storage.blobs import BlobStore, check_id
 from autovoice.storage.db import Database, database_url
-from autovoice.storage.models import FINAL_STATUSES, JOB_STATUSES, ApiKeyRow, Base, JobRow, ProfileRow
 from autovoice.storage.profiles import ProfileIndex
+from autovoice.storage.tables import FINAL_STATUSES, JOB_STATUSES, ApiKeyRow, Base, JobRow, ProfileRow
 
 __all__ = [
     "FINAL_STATUSES",

@@ -17,7 +17,7 @@ from autovoice.config import Settings
 from autovoice.errors import NotFoundError
 from autovoice.profiles import ProfileStore, VoiceProfile
 from autovoice.storage.db import Database
-from autovoice.storage.models import ProfileRow
+from autovoice.storage.tables import ProfileRow
 
 log = logging.getLogger(__name__)
 _PROFILE_ID_RE = re.compile(r"^prof_[A-Za-z0-9]{1,64}$")

@@ -26,7 +26,7 @@ import numpy as np
 
 from autovoice.config import Settings, get_settings
 from autovoice.errors import ParameterError
-from autovoice.models import CACHE
+from autovoice.models.cache import CACHE
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
 from autovoice.tts.piper_voice import (
     BUILTIN_VOICE,
@@ -39,7 +39,7 @@ from autovoice.tts.piper_voice import list_voices as _list_piper_voices
 from autovoice.tts.text import DEFAULT_MAX_CHARS, prepare_text, split_sentences
 
 if TYPE_CHECKING:
-    from autovoice.profiles.model import VoiceProfile
+    from autovoice.profiles.profile import VoiceProfile
 
 __all__ = [
     "BUILTIN_VOICE",
@@ -180,7 +180,7 @@ def _converter(
     Conversion refuses audio shorter than ``settings.min_audio_seconds``, and a short sentence ("Yes.")
     can be; such audio is padded with silence for the conversion and trimmed back to its length after.
     """
-    from autovoice.devices import resolve_device
+    from autovoice.models.devices import resolve_device
     from autovoice.pipeline import convert_speech
 
     device = resolve_device(settings.device)

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from autovoice import __version__
-from autovoice.models import CACHE
+from autovoice.models.cache import CACHE
 from autovoice.service.errors import error_body
 from autovoice.service.schemas import ErrorResponse, HealthResponse, LiveResponse, QueueInfo
 from autovoice.service.state import ServiceState, State, authenticate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from autovoice.storage.models import Base
+from autovoice.storage.tables import Base
 
 config = context.config
 connection = config.attributes.get("connection")

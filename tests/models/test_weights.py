@@ -12,7 +12,7 @@ import pytest
 
 from autovoice.config import Settings
 from autovoice.errors import ModelUnavailableError, ParameterError
-from autovoice.weights import (
+from autovoice.models.weights import (
     REGISTRY,
     WeightsSpec,
     download_weights,
