@@ -6,6 +6,7 @@ import pytest
 from autovoice.analysis import F0Track, VocalRange, cents, midi_to_hz
 from autovoice.errors import AudioError, ParameterError
 from autovoice.pipeline import plan_pitch
+from autovoice.pipeline.pitch_plan import MOVE_MARGIN, PHRASE_GAP_S, octave_decisions
 
 
 def _range(median_midi: float, span: float = 12.0) -> VocalRange:
@@ -27,6 +28,30 @@ def _track(midis: list[float], frames_per_note: int = 30) -> F0Track:
 
 
 MALE_SONG = _track([45, 47, 48, 50, 52, 50, 48, 47])  # A2..E3, median C3 (48)
+
+SYLLABLE, SYLLABLE_GAP, PHRASE_GAP = 15, 8, 60  # frames of 10 ms: 150 ms syllables, 80 ms / 600 ms gaps
+
+
+def _phrases(phrases: list[list[float]]) -> F0Track:
+    """Phrases of syllables (one MIDI note each), 80 ms apart inside a phrase and 600 ms between."""
+    parts: list[np.ndarray] = []
+    for p, notes in enumerate(phrases):
+        if p:
+            parts.append(np.zeros(PHRASE_GAP - SYLLABLE_GAP))
+        for note in notes:
+            parts += [np.full(SYLLABLE, float(midi_to_hz(note))), np.zeros(SYLLABLE_GAP)]
+    return F0Track(np.concatenate(parts).astype(np.float32), 0.01, "fcpe")
+
+
+def _phrase_offsets(track: F0Track, planned: np.ndarray) -> list[float]:
+    """The octave move (cents, to the nearest cent) of each syllable, in order."""
+    edges = np.diff(np.concatenate([[0], track.voiced.astype(np.int8), [0]]))
+    out = []
+    for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        c = cents(planned[s:e], track.f0[s:e])
+        assert np.ptp(c) < 0.01  # one move per syllable at most
+        out.append(round(float(c[0])))
+    return out
 
 
 def test_manual_shift_moves_every_voiced_frame() -> None:
@@ -59,13 +84,141 @@ def test_auto_key_speech_is_exact() -> None:
     assert plan.shift_semitones == pytest.approx(8.6, abs=0.01)
 
 
-def test_cap_moves_notes_outside_the_range_by_octaves() -> None:
+def test_cap_moves_a_phrase_outside_the_range_by_an_octave() -> None:
     target = _range(50, span=4)  # D3 +- 4 semitones
-    src = _track([50, 50, 62])  # one note an octave too high
-    plan = plan_pitch(src, target=target, semitones=0, cap_to_range=True)
+    src = _track([50, 50, 62], frames_per_note=30)
+    src = F0Track(
+        np.concatenate([src.f0[:35], np.zeros(50), src.f0[35:70], np.zeros(50), src.f0[70:]]), 0.01, "x"
+    )
+    plan = plan_pitch(src, target=target, semitones=0, cap_to_range=True)  # three phrases, 0.55 s apart
+    assert plan.phrases == 3
     assert plan.capped_frames == 30
-    high = plan.target_f0[70:100]
+    high = plan.target_f0[170:200]
     assert abs(np.median(cents(high, float(midi_to_hz(50))))) < 1
+
+
+def test_a_melody_wider_than_the_range_moves_no_syllable_alone() -> None:
+    # One phrase of syllables from A#2 to F#4 (20 semitones) onto a range of D3..A#3 (median F#3):
+    # the lowest syllables sit 8 below the range, the highest 8 above. The old per-syllable cap moved
+    # those by octaves and broke the line; the phrase's median is inside, so nothing moves.
+    melody = [46, 50, 54, 58, 62, 66, 62, 58, 54, 50, 46, 54]
+    src = _phrases([melody])
+    target = _range(54, span=4)
+    plan = plan_pitch(src, target=target, semitones=0, cap_to_range=True)
+    assert plan.phrases == 1
+    assert plan.phrases_moved == 0
+    assert plan.capped_frames == 0
+    assert _phrase_offsets(src, plan.target_f0) == [0] * len(melody)
+
+
+def test_a_phrase_far_outside_moves_by_exactly_one_octave_as_a_whole() -> None:
+    # Three phrases; the middle one is an octave up (median 66, 12 above the range's top 62 after the
+    # global shift) and itself spans 9 semitones. It moves down 12 semitones, every syllable alike.
+    low, high = [50, 53, 55, 52], [62, 66, 71, 67, 64]
+    src = _phrases([low, high, low])
+    target = _range(54, span=8)
+    plan = plan_pitch(src, target=target, semitones=0, cap_to_range=True)
+    assert plan.phrases == 3
+    assert _phrase_offsets(src, plan.target_f0) == [0] * 4 + [-1200] * 5 + [0] * 4
+    assert plan.phrases_moved == 1
+    assert plan.octave_moves[0].semitones == -12
+    assert plan.capped_frames == 5 * SYLLABLE
+    assert plan.moved_share == pytest.approx(5 / 13)
+    # The same phrase alone, only 2 semitones over the top edge (median 64): not clearly outside.
+    plan = plan_pitch(
+        _phrases([low, [n - 2 for n in high], low]), target=target, semitones=0, cap_to_range=True
+    )
+    assert plan.phrases_moved == 0
+
+
+def test_auto_key_and_cap_a_wide_male_speaker_onto_a_narrow_range() -> None:
+    # Auto key moves the medians together (46 -> 56: +10); the phrase of high excitement, 14 semitones
+    # over the rest, lands 10.5 semitones above the target's top (59) and moves down an octave whole.
+    calm, excited = [45, 47, 43, 46, 44], [59, 61, 57, 60]
+    src = _phrases([calm, calm, excited, calm])
+    plan = plan_pitch(src, target=_range(56, span=3), auto_key=True, mode="speech", cap_to_range=True)
+    assert plan.shift_semitones == pytest.approx(10, abs=0.01)
+    assert plan.ideal_shift_semitones == pytest.approx(plan.shift_semitones)
+    offsets = np.array(_phrase_offsets(src, plan.target_f0))
+    np.testing.assert_allclose(offsets, [1000] * 10 + [-200] * 4 + [1000] * 5, atol=1)
+
+
+@pytest.mark.parametrize(
+    ("medians", "expected"),
+    [
+        # Inside or just over the top edge (62): nothing moves.
+        ([60.0, 63.0, 64.5, 61.0], [0, 0, 0, 0]),
+        # Clearly over (> 3 above): moves; then hovering 1.5..3.5 over keeps the move; back inside returns.
+        ([65.5, 64.0, 65.5, 63.5, 65.5, 58.0, 64.0], [-1, -1, -1, -1, -1, 0, 0]),
+        # Clearly under the bottom edge (54): moves up.
+        ([50.0, 52.0, 57.0], [1, 1, 0]),
+        # Two octaves over: moves two.
+        ([88.0], [-2]),
+    ],
+)
+def test_octave_decisions_have_hysteresis(medians: list[float], expected: list[int]) -> None:
+    assert octave_decisions(medians, lowest_midi=54, highest_midi=62) == expected
+
+
+def test_phrases_hovering_at_the_edge_do_not_flap() -> None:
+    # Phrases alternating 3.5 and 2 semitones over the top edge (62): the first moves down, and the
+    # rest keep that decision; the last, back at the median, returns. Without hysteresis (return
+    # margin = move margin) every other phrase flips.
+    notes = [65.5, 64.0] * 4 + [58.0]
+    src = _phrases([[m - 1, m + 1, m, m] for m in notes])
+    target = _range(58, span=4)
+    plan = plan_pitch(src, target=target, semitones=0, cap_to_range=True)
+    per_phrase = _phrase_offsets(src, plan.target_f0)[::4]
+    assert per_phrase == [-1200] * 8 + [0]
+    assert len(plan.octave_moves) == 8
+    flappy = plan_pitch(src, target=target, semitones=0, cap_to_range=True, return_margin=MOVE_MARGIN)
+    assert _phrase_offsets(src, flappy.target_f0)[::4] == [-1200, 0] * 4 + [0]
+
+
+def test_phrases_join_across_short_gaps_only() -> None:
+    gap = int(PHRASE_GAP_S / 0.01)
+    f = float(midi_to_hz(57))
+    f0 = np.concatenate([np.full(20, f), np.zeros(gap - 1), np.full(20, f), np.zeros(gap), np.full(20, f)])
+    plan = plan_pitch(
+        F0Track(f0.astype(np.float32), 0.01, "x"), target=_range(57), semitones=0, cap_to_range=True
+    )
+    assert plan.phrases == 2
+
+
+def test_manual_shift_is_not_capped_unless_asked() -> None:
+    src = _phrases([[50, 53, 55, 52], [62, 66, 71, 67, 64]])
+    plan = plan_pitch(src, target=_range(54, span=8), semitones=-3)
+    v = src.voiced
+    np.testing.assert_allclose(cents(plan.target_f0[v], src.f0[v]), -300, atol=0.01)
+    assert plan.phrases == plan.phrases_moved == plan.capped_frames == 0
+    assert plan.shift_semitones == -3
+    assert plan.ideal_shift_semitones == pytest.approx(54 - np.median([50, 53, 55, 52, 62, 66, 71, 67, 64]))
+
+
+def test_speech_mode_keeps_the_exact_shift_with_the_cap() -> None:
+    src = _phrases([[45.3, 47.3, 46.3], [46.3, 44.3, 46.3]])
+    plan = plan_pitch(src, target=_range(56.6), auto_key=True, mode="speech", cap_to_range=True)
+    assert plan.shift_semitones == pytest.approx(10.3, abs=0.01)
+    assert plan.phrases_moved == 0
+    v = src.voiced
+    np.testing.assert_allclose(cents(plan.target_f0[v], src.f0[v]), 1030, atol=0.1)
+
+
+def test_report_fields() -> None:
+    src = _phrases([[50, 53, 55, 52], [62, 66, 71, 67, 64], [50, 53, 55, 52]])
+    # Source median 55 -> target 57: +2; the middle phrase (median 66 + 2) is 5 over the top (63).
+    plan = plan_pitch(src, target=_range(57, span=6), auto_key=True, mode="song", cap_to_range=True)
+    d = plan.to_dict()
+    assert d == {
+        "shift_semitones": 2.0,
+        "auto_key": True,
+        "ideal_shift_semitones": 2.0,
+        "capped_frames": 5 * SYLLABLE,
+        "phrases": 3,
+        "phrases_moved": 1,
+        "moved_share": round(5 / 13, 4),
+        "octave_moves": [{"start_s": 1.44, "end_s": 2.51, "semitones": -12.0}],
+    }
 
 
 def test_smoothing_removes_a_one_frame_glitch() -> None:
@@ -84,6 +237,11 @@ def test_smoothing_removes_a_one_frame_glitch() -> None:
         ({"semitones": 2, "auto_key": True, "target": _range(60)}, "invalid_parameter"),
         ({"auto_key": True}, "invalid_parameter"),
         ({"smooth_radius": 99}, "invalid_parameter"),
+        ({"phrase_gap_s": -0.1}, "invalid_parameter"),
+        ({"phrase_gap_s": 5.0}, "invalid_parameter"),
+        ({"move_margin": -1.0}, "invalid_parameter"),
+        ({"move_margin": 2.0, "return_margin": 3.0}, "invalid_parameter"),
+        ({"cap_to_range": True}, "invalid_parameter"),
     ],
 )
 def test_bad_parameters(kwargs: dict[str, object], code: str) -> None:

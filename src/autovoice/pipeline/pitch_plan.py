@@ -5,7 +5,22 @@ median. For songs the shift is whole semitones and octave-aware: with accompanim
 whole number of octaves (the vocal stays in the song's key), so a male-to-female conversion lands on
 +12 rather than +19 even when the singer's median sits 7 semitones off; for a bare vocal it is the
 nearest semitone. For speech it is exact (fractional semitones). Optional median smoothing of the
-contour, and a cap that moves notes outside the target's range by octaves.
+contour.
+
+The range cap moves whole **phrases** by octaves, never single syllables, so the melody's intervals
+inside a phrase are kept. A phrase is a stretch of voiced runs joined across unvoiced gaps shorter than
+``phrase_gap_s`` (0.35 s: of the unvoiced gaps in 100 LibriSpeech utterances, 84 % are under 0.25 s,
+consonants and syllable boundaries, and a second mode of pauses lies at 0.4..1 s; 0.35 s sits in the
+valley between the two; at 0.2 s single words become phrases and move alone again). The decision
+has hysteresis, on the phrase's median after the global shift and its distance beyond the target's
+``lowest..highest`` edges:
+
+- a phrase at the global shift moves by an octave only when its median lies more than
+  ``move_margin`` (3 semitones) beyond an edge, and only to an octave where it sits closer to the range;
+- once phrases are moved, the following ones keep that octave until one is back within
+  ``return_margin`` (1 semitone) of the range at the global shift (then it returns), or is clearly
+  outside at the moved octave (then it is decided afresh). A run of phrases hovering between the two
+  margins therefore keeps one decision instead of flipping back and forth.
 """
 
 from __future__ import annotations
@@ -21,6 +36,28 @@ from autovoice.errors import AudioError, ParameterError
 
 PitchMode = Literal["song", "speech"]
 MAX_SHIFT = 24.0
+#: Unvoiced gaps shorter than this (seconds) join voiced runs into one phrase.
+PHRASE_GAP_S = 0.35
+#: A phrase at the global shift moves by an octave only when its median is this many semitones
+#: beyond the target's lowest/highest.
+MOVE_MARGIN = 3.0
+#: A moved run of phrases returns to the global shift at the first phrase whose median is within this
+#: many semitones of the range there.
+RETURN_MARGIN = 1.0
+#: Octave moves considered per phrase, in octaves either way.
+MAX_OCTAVES = 2
+
+
+@dataclass(frozen=True)
+class OctaveMove:
+    """One phrase moved off the global shift."""
+
+    start_s: float
+    end_s: float
+    semitones: float  # +-12 or +-24, on top of the global shift
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "semitones": self.semitones}
 
 
 @dataclass(frozen=True)
@@ -28,10 +65,24 @@ class PitchPlan:
     """The planned output contour and how it was reached."""
 
     target_f0: np.ndarray  # Hz per frame of the source track, 0 = unvoiced
-    shift_semitones: float
+    shift_semitones: float  # the global shift applied to every voiced frame (before octave moves)
     auto_key: bool
-    ideal_shift_semitones: float | None  # the exact median-to-median shift auto key started from
-    capped_frames: int  # frames moved by an octave to stay inside the target's range
+    #: The exact semitone distance from the source's median to the target's (``None`` without a
+    #: target or a voiced source); auto key rounds it to ``shift_semitones``.
+    ideal_shift_semitones: float | None
+    capped_frames: int  # voiced frames moved by an octave to stay inside the target's range
+    phrases: int = 0  # phrases the range cap judged (0 when it is off)
+    octave_moves: tuple[OctaveMove, ...] = ()
+    voiced_frames: int = 0
+
+    @property
+    def phrases_moved(self) -> int:
+        return len(self.octave_moves)
+
+    @property
+    def moved_share(self) -> float:
+        """Share of voiced frames moved off the global shift (0..1)."""
+        return self.capped_frames / self.voiced_frames if self.voiced_frames else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +92,10 @@ class PitchPlan:
                 None if self.ideal_shift_semitones is None else round(self.ideal_shift_semitones, 3)
             ),
             "capped_frames": self.capped_frames,
+            "phrases": self.phrases,
+            "phrases_moved": self.phrases_moved,
+            "moved_share": round(self.moved_share, 4),
+            "octave_moves": [m.to_dict() for m in self.octave_moves],
         }
 
 
@@ -52,16 +107,13 @@ def auto_shift(
     ``keep_key`` (songs with accompaniment): round to whole octaves; otherwise songs round to whole
     semitones and speech keeps the exact value.
     """
-    voiced = sustained_f0(source)
-    if voiced.size == 0:
-        voiced = source.f0[source.voiced]
-    if voiced.size < 10:
+    ideal = _ideal_shift(source, target)
+    if ideal is None:
         raise AudioError(
             "no_voiced_audio",
             "Auto key needs a voiced source, but almost no pitched voice was found in the input. "
             "Check that the input is (or contains) a vocal, or pass --pitch N.",
         )
-    ideal = float(target.median_midi - np.median(hz_to_midi(voiced)))
     if mode == "speech":
         shift = ideal
     elif keep_key:
@@ -81,6 +133,9 @@ def plan_pitch(
     keep_key: bool = False,
     smooth_radius: int = 0,
     cap_to_range: bool = False,
+    phrase_gap_s: float = PHRASE_GAP_S,
+    move_margin: float = MOVE_MARGIN,
+    return_margin: float = RETURN_MARGIN,
 ) -> PitchPlan:
     """Plan the output F0.
 
@@ -101,7 +156,20 @@ def plan_pitch(
     smooth_radius
         Median-filter radius in frames applied within voiced runs (0 = off; 0..25).
     cap_to_range
-        Move voiced runs whose median falls outside the target's lowest..highest by octaves.
+        Move whole phrases whose median falls clearly outside the target's lowest..highest by octaves,
+        with hysteresis (see module docs).
+    phrase_gap_s
+        Unvoiced gaps shorter than this many seconds join voiced runs into one phrase (0..2).
+    move_margin
+        Semitones beyond the range edge a phrase's median must reach before it moves (0..12).
+    return_margin
+        Semitones from the range edge within which a phrase returns to the global shift after moved
+        phrases (0..``move_margin``).
+
+    Returns
+    -------
+    PitchPlan
+        The target F0 on the source's frame grid and the decisions behind it.
     """
     if auto_key and semitones is not None:
         raise ParameterError(
@@ -117,15 +185,24 @@ def plan_pitch(
         )
     if not 0 <= smooth_radius <= 25:
         raise ParameterError("invalid_parameter", f"smooth_radius must be 0..25 frames, got {smooth_radius}.")
+    if not 0 <= phrase_gap_s <= 2:
+        raise ParameterError("invalid_parameter", f"phrase_gap_s must be 0..2 seconds, got {phrase_gap_s}.")
+    if not (0 <= return_margin <= move_margin <= 12):
+        raise ParameterError(
+            "invalid_parameter",
+            f"Need 0 <= return_margin <= move_margin <= 12 semitones, got {return_margin} and {move_margin}.",
+            {"return_margin": return_margin, "move_margin": move_margin},
+        )
     if (auto_key or cap_to_range) and target is None:
         raise ParameterError("invalid_parameter", "Auto key and the range cap need the target's vocal range.")
 
-    ideal: float | None = None
+    ideal: float | None
     if auto_key:
         assert target is not None
         shift, ideal = auto_shift(source, target, mode=mode, keep_key=keep_key)
     else:
         shift = float(semitones or 0.0)
+        ideal = None if target is None else _ideal_shift(source, target)
 
     f0 = source.f0.astype(np.float64).copy()
     voiced = f0 > 0
@@ -136,27 +213,101 @@ def plan_pitch(
                 f0[s:e] = median_filter(f0[s:e], size=2 * smooth_radius + 1, mode="nearest")
     f0[voiced] *= 2.0 ** (shift / 12.0)
 
+    moved: list[OctaveMove] = []
+    phrases: list[tuple[int, int]] = []
     capped = 0
     if cap_to_range:
         assert target is not None
-        lo, hi = target.lowest_hz, target.highest_hz
-        for s, e in runs:
-            med = float(np.median(f0[s:e]))
-            factor = 1.0
-            while med * factor > hi and med * factor / 2 >= lo * 0.75:
-                factor /= 2
-            while med * factor < lo and med * factor * 2 <= hi * 1.33:
-                factor *= 2
-            if factor != 1.0:
-                f0[s:e] *= factor
-                capped += e - s
+        phrases = _phrases(runs, max_gap=int(round(phrase_gap_s / source.hop_s)))
+        medians = [float(np.median(hz_to_midi(f0[s:e][voiced[s:e]]))) for s, e in phrases]
+        octaves = octave_decisions(
+            medians,
+            lowest_midi=float(hz_to_midi(target.lowest_hz)),
+            highest_midi=float(hz_to_midi(target.highest_hz)),
+            move_margin=move_margin,
+            return_margin=return_margin,
+        )
+        for (s, e), k in zip(phrases, octaves, strict=True):
+            if k != 0:
+                f0[s:e][voiced[s:e]] *= 2.0**k
+                capped += int(voiced[s:e].sum())
+                moved.append(OctaveMove(s * source.hop_s, e * source.hop_s, 12.0 * k))
     return PitchPlan(
         target_f0=f0.astype(np.float32),
         shift_semitones=shift,
         auto_key=auto_key,
         ideal_shift_semitones=ideal,
         capped_frames=capped,
+        phrases=len(phrases),
+        octave_moves=tuple(moved),
+        voiced_frames=int(voiced.sum()),
     )
+
+
+def octave_decisions(
+    medians: list[float],
+    *,
+    lowest_midi: float,
+    highest_midi: float,
+    move_margin: float = MOVE_MARGIN,
+    return_margin: float = RETURN_MARGIN,
+) -> list[int]:
+    """The octave (-2..2) each phrase moves by, from the phrases' median pitches in order.
+
+    Parameters
+    ----------
+    medians
+        Each phrase's median pitch (MIDI note number) after the global shift, in time order.
+    lowest_midi, highest_midi
+        The target's range edges (MIDI note numbers).
+    move_margin, return_margin
+        The hysteresis margins in semitones (see module docs).
+    """
+
+    def outside(m: float, k: int) -> float:
+        """Semitones by which ``m`` moved by ``k`` octaves lies outside the range (0 inside)."""
+        p = m + 12 * k
+        return max(lowest_midi - p, p - highest_midi, 0.0)
+
+    def best(m: float) -> int:
+        # The octave closest to the range; ties go to the smaller move. Staying put wins unless the
+        # move brings the phrase closer.
+        k = min(range(-MAX_OCTAVES, MAX_OCTAVES + 1), key=lambda c: (outside(m, c), abs(c)))
+        return k if outside(m, k) < outside(m, 0) else 0
+
+    out: list[int] = []
+    k = 0
+    for m in medians:
+        if k == 0:
+            if outside(m, 0) > move_margin:
+                k = best(m)
+        elif outside(m, 0) <= return_margin:
+            k = 0
+        elif outside(m, k) > move_margin:
+            k = best(m)
+        out.append(k)
+    return out
+
+
+def _ideal_shift(source: F0Track, target: VocalRange) -> float | None:
+    """Semitones from the source's median pitch (sustained runs where there are any) to the target's."""
+    voiced = sustained_f0(source)
+    if voiced.size == 0:
+        voiced = source.f0[source.voiced]
+    if voiced.size < 10:
+        return None
+    return float(target.median_midi - np.median(hz_to_midi(voiced)))
+
+
+def _phrases(runs: list[tuple[int, int]], *, max_gap: int) -> list[tuple[int, int]]:
+    """Voiced runs joined across gaps shorter than ``max_gap`` frames: ``(start, end)`` frame spans."""
+    out: list[tuple[int, int]] = []
+    for s, e in runs:
+        if out and s - out[-1][1] < max_gap:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
