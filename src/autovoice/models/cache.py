@@ -81,6 +81,30 @@ def load_fcpe(device: str) -> Any:
     return CACHE.get("fcpe", device, factory)
 
 
+def load_crepe(capacity: str, device: str) -> Any:
+    """CREPE (``torchcrepe.Crepe``) with the ``"full"`` or ``"tiny"`` weights bundled in ``torchcrepe``.
+
+    The weights are the registry's ``crepe-<capacity>`` entry (the package's own ``assets/<capacity>.pth``,
+    hash-checked), read with ``weights_only=True``; nothing is downloaded. Returns the model in eval mode
+    on ``device``.
+    """
+
+    def factory() -> Any:
+        try:
+            import torch
+            import torchcrepe
+        except ImportError as exc:
+            raise _missing("torchcrepe", "CREPE pitch tracking") from exc
+        from autovoice.models.weights import ensure_weights
+
+        weights = ensure_weights(f"crepe-{capacity}")
+        model = torchcrepe.Crepe(capacity)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model.eval().to(device)
+
+    return CACHE.get(f"crepe-{capacity}", device, factory)
+
+
 def load_voice_encoder(device: str) -> Any:
     """Resemblyzer's GE2E speaker encoder with its bundled weights (256-d embeddings, 16 kHz input)."""
 
