@@ -12,6 +12,7 @@ import pytest
 from autovoice.audio import load, resample
 from autovoice.errors import AudioError, ParameterError
 from autovoice.metrics import DNSMOS_MIN_SECONDS, Dnsmos, dnsmos, load_dnsmos
+from autovoice.metrics.dnsmos import dnsmos_windows
 from autovoice.models.cache import CACHE
 from tests.support import harmonic_tone, speaker_files
 
@@ -117,3 +118,28 @@ def test_unmeasured_serialises_as_null() -> None:
     d = Dnsmos.unmeasured().to_dict()
     assert d == {"sig": None, "bak": None, "ovrl": None, "p808": None, "windows": 0}
     json.dumps(d, allow_nan=False)
+
+
+def test_windows_at_given_starts_match_the_hopped_score() -> None:
+    # 20 s: windows at 0 s and at 9.01 s, then one asked for past the end is moved back to end there.
+    y = harmonic_tone(180.0, sr=SR, seconds=20.0)
+    y[9 * SR :] = harmonic_tone(300.0, sr=SR, seconds=11.0)
+    first = dnsmos_windows(y, starts_s=[0.0])
+    hopped = dnsmos(y[:WINDOW], sr=SR)
+    assert first.windows == 1
+    assert _scores(first) == pytest.approx(_scores(hopped), abs=1e-6)
+    late = dnsmos_windows(y, starts_s=[50.0])
+    at_end = dnsmos(y[-WINDOW:], sr=SR)
+    assert _scores(late) == pytest.approx(_scores(at_end), abs=1e-6)
+    both = dnsmos_windows(y, starts_s=[0.0, 50.0])
+    assert both.windows == 2
+    assert both.ovrl == pytest.approx((first.ovrl + late.ovrl) / 2, abs=1e-6)
+
+
+def test_windows_need_a_start_and_enough_audio() -> None:
+    with pytest.raises(ParameterError) as perr:
+        dnsmos_windows(np.zeros(SR * 3, np.float32), starts_s=[])
+    assert perr.value.code == "invalid_parameter"
+    with pytest.raises(AudioError) as aerr:
+        dnsmos_windows(np.zeros(SR, np.float32), starts_s=[0.0])
+    assert aerr.value.code == "audio_too_short"

@@ -10,6 +10,7 @@ import pytest
 from autovoice.audio import load, resample
 from autovoice.errors import AudioError, ParameterError
 from autovoice.metrics import EMBEDDING_DIM, cosine_similarity, speaker_embedding, speaker_similarity
+from autovoice.metrics.similarity import voiced_embedding_16k
 from tests.support import SPEECH, speaker_files
 
 SR = 16_000
@@ -120,3 +121,16 @@ def test_bad_sample_rate_and_reference_shape() -> None:
     with pytest.raises(ParameterError) as err:
         speaker_similarity(y, sr=SR, reference_embedding=np.ones(128))
     assert err.value.code == "invalid_parameter"
+
+
+@pytest.mark.shared_data
+def test_voiced_embedding_reports_and_caps_the_seconds_used(
+    speech_dir: Path, embeddings: dict[tuple[str, int], np.ndarray]
+) -> None:
+    y = _utterance("1688", 1)  # 6 s of read speech with short pauses
+    whole, seconds = voiced_embedding_16k(y, device="cpu")
+    assert 3.0 < seconds <= 6.0  # silences longer than ~0.2 s are cut
+    assert cosine_similarity(whole, embeddings["1688", 1]) == pytest.approx(1.0, abs=1e-5)
+    capped, capped_s = voiced_embedding_16k(y, device="cpu", max_seconds=2.0)
+    assert capped_s == pytest.approx(2.0)
+    assert cosine_similarity(capped, whole) > 0.85  # 2 s already says who speaks

@@ -113,6 +113,39 @@ def check_hop(hop_s: float) -> None:
 
 def dnsmos_16k(x: np.ndarray, *, hop_s: float = 1.0, progress: ProgressCallback = no_progress) -> Dnsmos:
     """:func:`dnsmos` of validated mono float32 16 kHz audio in -1..1."""
+    _check_length(x)
+    n = max(len(x), _WINDOW)
+    hop = round(hop_s * DNSMOS_SR)
+    starts = list(range(0, n - _WINDOW + 1, hop))
+    if starts[-1] + _WINDOW < n:
+        starts.append(n - _WINDOW)
+    return _score(x, starts, progress)
+
+
+def dnsmos_windows(
+    x: np.ndarray, *, starts_s: list[float], progress: ProgressCallback = no_progress
+) -> Dnsmos:
+    """DNSMOS of validated mono float32 16 kHz audio, averaged over the windows starting at ``starts_s``.
+
+    Each start (seconds) is moved back where needed so that its 9.01 s window ends inside the audio;
+    audio shorter than one window is looped to one (as :func:`dnsmos` does) and scored once.
+
+    Raises
+    ------
+    AudioError
+        ``audio_too_short`` below :data:`DNSMOS_MIN_SECONDS`.
+    ParameterError
+        ``invalid_parameter`` when ``starts_s`` is empty.
+    """
+    if not starts_s:
+        raise ParameterError("invalid_parameter", "dnsmos_windows needs at least one window start.")
+    _check_length(x)
+    last = max(len(x), _WINDOW) - _WINDOW
+    starts = [min(max(round(s * DNSMOS_SR), 0), last) for s in starts_s]
+    return _score(x, starts, progress)
+
+
+def _check_length(x: np.ndarray) -> None:
     seconds = len(x) / DNSMOS_SR
     if seconds < DNSMOS_MIN_SECONDS:
         raise AudioError(
@@ -121,13 +154,13 @@ def dnsmos_16k(x: np.ndarray, *, hop_s: float = 1.0, progress: ProgressCallback 
             f"{WINDOW_SECONDS} s windows and loops shorter clips, which makes very short ones meaningless.",
             {"duration_s": round(seconds, 3), "min_s": DNSMOS_MIN_SECONDS},
         )
+
+
+def _score(x: np.ndarray, starts: list[int], progress: ProgressCallback) -> Dnsmos:
+    """Mean DNSMOS of the 9.01 s windows of ``x`` (16 kHz, >= 2 s) at sample offsets ``starts``."""
     model = load_dnsmos()
     if len(x) < _WINDOW:
         x = np.tile(x, -(-_WINDOW // len(x)))[:_WINDOW]
-    hop = round(hop_s * DNSMOS_SR)
-    starts = list(range(0, len(x) - _WINDOW + 1, hop))
-    if starts[-1] + _WINDOW < len(x):
-        starts.append(len(x) - _WINDOW)
     scores = np.zeros((len(starts), 4))
     for i, start in enumerate(starts):
         seg = np.ascontiguousarray(x[start : start + _WINDOW], dtype=np.float32)

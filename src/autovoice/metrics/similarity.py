@@ -109,6 +109,27 @@ def to_16k(y: np.ndarray, *, sr: int) -> np.ndarray:
 
 def embedding_16k(x: np.ndarray, *, device: str) -> np.ndarray:
     """Embedding of validated mono 16 kHz audio (see :func:`speaker_embedding`)."""
+    return voiced_embedding_16k(x, device=device)[0]
+
+
+def voiced_embedding_16k(
+    x: np.ndarray, *, device: str, max_seconds: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Embedding of validated mono 16 kHz audio and the seconds of voiced audio it was computed on.
+
+    Silences longer than ~0.2 s are cut first (resemblyzer's VAD step); ``max_seconds`` then keeps only
+    the first ``max_seconds`` of what remains, which bounds the encoder's work on long audio.
+
+    Returns
+    -------
+    tuple
+        ``(embedding, seconds)``: the ``(256,)`` unit embedding and the voiced audio used, seconds.
+
+    Raises
+    ------
+    AudioError
+        ``no_voiced_audio`` (see :func:`speaker_embedding`).
+    """
     from resemblyzer.audio import trim_long_silences
 
     from autovoice.models.cache import load_voice_encoder
@@ -127,10 +148,12 @@ def embedding_16k(x: np.ndarray, *, device: str) -> np.ndarray:
     gain = max(1.0, 10 ** (_NORM_TARGET_DBFS / 20) / rms)
     wav = np.clip(x * gain, -1.0, 1.0).astype(np.float32)
     wav = np.asarray(trim_long_silences(wav), dtype=np.float32)
+    if max_seconds is not None:
+        wav = wav[: int(max_seconds * EMBEDDING_SR)]
     if wav.size == 0:
         raise no_voice
     embed = np.asarray(load_voice_encoder(device).embed_utterance(wav), dtype=np.float32)
     norm = float(np.linalg.norm(embed))
     if not np.isfinite(embed).all() or norm == 0.0:
         raise no_voice
-    return np.asarray(embed / norm, dtype=np.float32)
+    return np.asarray(embed / norm, dtype=np.float32), len(wav) / EMBEDDING_SR
