@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         default=False, description="Let AutoVoice fetch model weights that are not bundled."
     )
     log_level: str = "INFO"
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="Log lines on stderr: 'text', 'json', or 'auto' (text on a terminal)."
+    )
 
     # Input limits.
     max_audio_seconds: float = Field(default=15 * 60, gt=0, description="Longest accepted input.")

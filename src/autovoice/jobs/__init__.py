@@ -4,15 +4,9 @@ The one task body is :func:`run_job` (``job_id`` in, row updated); progress trav
 :class:`EventBus` (in-process or Redis) to WebSocket clients.
 """
 
+from autovoice.jobs.celery_app import redis_url
 from autovoice.jobs.events import EventBus, LocalBus, RedisBus
-from autovoice.jobs.queue import (
-    CeleryQueue,
-    JobQueue,
-    LocalQueue,
-    QueueUnavailableError,
-    make_queue,
-    redis_url,
-)
+from autovoice.jobs.queue import CeleryQueue, JobQueue, LocalQueue, QueueUnavailableError, make_queue
 from autovoice.jobs.store import JobStore, job_snapshot, new_job_id
 from autovoice.jobs.task import JobContext, JobInterrupted, JobObserver, event_for, run_job
 

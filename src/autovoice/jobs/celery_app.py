@@ -4,6 +4,10 @@ Messages carry the job id only. Late acknowledgement plus ``reject_on_worker_los
 worker process dies is redelivered; :func:`autovoice.jobs.task.run_job` makes the second run safe.
 Each worker process builds its :class:`JobContext` (database, Redis pub/sub) on its first task and keeps
 it, so loaded models stay in memory between jobs.
+
+Imports flow one way: :mod:`autovoice.jobs.queue` imports this module (:data:`TASK_NAME`,
+:func:`make_celery`), never the reverse; :func:`redis_url` lives here for the same reason. Celery itself
+is imported only inside :func:`make_celery`, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +22,16 @@ from autovoice.jobs.task import JobContext, JobObserver, run_job
 log = logging.getLogger(__name__)
 TASK_NAME = "autovoice.run_job"
 QUEUE_NAME = "autovoice"
+
+
+def redis_url(settings: Settings) -> str | None:
+    """Redis for pub/sub and rate limits: ``redis_url``, else a ``redis://`` broker URL, else None."""
+    if settings.redis_url:
+        return settings.redis_url
+    broker = settings.broker_url
+    if broker and broker.startswith(("redis://", "rediss://")):
+        return broker
+    return None
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -63,7 +77,6 @@ def make_celery(settings: Settings | None = None, *, observer: JobObserver | Non
         with lock:
             if "ctx" not in state:
                 from autovoice.jobs.events import LocalBus, RedisBus
-                from autovoice.jobs.queue import redis_url
                 from autovoice.storage import Database
 
                 db = Database(s)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
+from autovoice.jobs.celery_app import TASK_NAME, make_celery
 from autovoice.jobs.store import JobStore
 from autovoice.jobs.task import JobContext, run_job
 
@@ -106,17 +107,12 @@ class LocalQueue:
             self._pool = None
 
 
-TASK_NAME = "autovoice.run_job"
-
-
 class CeleryQueue:
     """Send job ids to Celery workers over the Redis broker (``Settings.broker_url``)."""
 
     mode = "celery"
 
     def __init__(self, settings: Settings) -> None:
-        from autovoice.jobs.celery_app import make_celery
-
         self.app = make_celery(settings)
 
     def start(self) -> None:
@@ -141,13 +137,3 @@ def make_queue(ctx: JobContext) -> LocalQueue | CeleryQueue:
     if ctx.settings.broker_url:
         return CeleryQueue(ctx.settings)
     return LocalQueue(ctx, workers=ctx.settings.job_workers)
-
-
-def redis_url(settings: Settings) -> str | None:
-    """Redis for pub/sub and rate limits: ``redis_url``, else a ``redis://`` broker URL, else None."""
-    if settings.redis_url:
-        return settings.redis_url
-    broker = settings.broker_url
-    if broker and broker.startswith(("redis://", "rediss://")):
-        return broker
-    return None

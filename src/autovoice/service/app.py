@@ -3,12 +3,17 @@
 Start-up (the lifespan) opens the database and applies migrations, re-indexes the profiles, starts the
 job queue (an embedded :class:`~autovoice.jobs.LocalQueue` re-queues jobs a crash left unfinished) and
 connects the event bus; shutdown stops them in reverse.
+
+``/docs`` and ``/redoc`` use local copies of Swagger UI and ReDoc (:mod:`autovoice.service.docs`). What no
+route takes goes to :class:`~autovoice.service.routing.Fallback`: a 405 with the right ``Allow`` header on
+an API path, else the static web page.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -71,7 +76,12 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     )
 
 
-def create_app(settings: Settings | None = None, *, host: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    host: str | None = None,
+    on_ready: Callable[[Any], None] | None = None,
+) -> FastAPI:
     """Build the AutoVoice API.
 
     Parameters
@@ -80,13 +90,16 @@ def create_app(settings: Settings | None = None, *, host: str | None = None) -> 
         Defaults to :func:`autovoice.config.get_settings`.
     host
         The address the server binds (decides whether API keys are required); default loopback.
+    on_ready
+        Called with the :class:`~autovoice.service.state.ServiceState` once start-up has finished.
     """
     from fastapi.middleware.cors import CORSMiddleware
     from starlette.concurrency import run_in_threadpool
 
+    from autovoice.service.docs import install_docs
     from autovoice.service.errors import install_error_handlers
     from autovoice.service.observability import Metrics, RequestMiddleware
-    from autovoice.service.routes import conversions, health, profiles, tts
+    from autovoice.service.routes import conversions, engines, health, profiles, tts
 
     s = settings or get_settings()
     holder: dict[str, Any] = {}
@@ -110,6 +123,8 @@ def create_app(settings: Settings | None = None, *, host: str | None = None) -> 
             state.device,
             "required" if state.auth.required else "optional",
         )
+        if on_ready is not None:
+            on_ready(state)
         try:
             yield
         finally:
@@ -124,8 +139,11 @@ def create_app(settings: Settings | None = None, *, host: str | None = None) -> 
         description="Voice profiles, singing voice conversion and speech. Errors are "
         '`{"error": {"code", "message", "details"}}`.',
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves local assets instead of a CDN's
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     origins = list(s.cors_origins)
     if origins:
         app.add_middleware(
@@ -136,32 +154,49 @@ def create_app(settings: Settings | None = None, *, host: str | None = None) -> 
             expose_headers=["Retry-After", "X-Request-ID", "Location"],
         )
     app.add_middleware(RequestMiddleware, metrics=metrics)
-    for module in (health, profiles, conversions, tts):
+    for module in (health, profiles, conversions, engines, tts):
         app.include_router(module.router)
     _mount_web(app)
     return app
 
 
 def _mount_web(app: FastAPI) -> None:
-    """Serve the static web page at ``/`` (after the API routes, which keep priority)."""
-    try:
-        from autovoice.web import static_dir
-    except ImportError:  # a build without the page
-        return
+    """Mount the fallback at ``/`` (after the API routes, which keep priority): the web page, with a 405
+    and the path's real ``Allow`` methods for an API path asked with a method it does not serve."""
     from fastapi.staticfiles import StaticFiles
 
-    folder = static_dir()
-    if (folder / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=folder, html=True), name="web")
+    from autovoice.service.routing import Fallback, web_page_dir
+
+    folder = web_page_dir()
+    page = StaticFiles(directory=folder, html=True) if folder is not None else None
+    app.mount("/", Fallback(app.router, page), name="web")
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, settings: Settings | None = None) -> None:
-    """Run the API with uvicorn until interrupted (blocks)."""
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    settings: Settings | None = None,
+    banner: bool = True,
+) -> None:
+    """Run the API with uvicorn until interrupted (blocks).
+
+    Logs go to stderr (readable on a terminal, else JSON lines; ``log_format`` decides) at the settings'
+    ``log_level``, or at the more verbose level the CLI's ``-v`` already set up. Once start-up is done,
+    the banner (:func:`autovoice.service.banner.startup_banner`) goes to stdout unless ``banner`` is False.
+    """
     import uvicorn
 
-    from autovoice.service.observability import configure_logging
+    from autovoice.service.banner import startup_banner
+    from autovoice.service.logs import configure_server_logging
 
     s = settings or get_settings()
-    configure_logging(s.log_level)
-    app = create_app(s, host=host)
+    configure_server_logging(s)
+
+    def show_banner(state: Any) -> None:
+        text = startup_banner(s, host, port, device=state.device, api_keys_required=state.auth.required)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    app = create_app(s, host=host, on_ready=show_banner if banner else None)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, ws="websockets-sansio")

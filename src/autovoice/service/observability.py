@@ -1,31 +1,30 @@
-"""Prometheus metrics, request ids and structured (JSON) logs.
+"""Prometheus metrics, request ids and one log line per request.
 
 Each app owns a :class:`Metrics` with its own registry (no process-global metric objects), exposed at
 ``/metrics``. Job counts by state and the queue depth are read from the database at scrape time, so they
 are right in distributed mode too; job durations and RTF are observed by the process that ran the job.
+Log set-up (text or JSON lines) is in :mod:`autovoice.service.logs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import json
 import logging
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from autovoice.jobs.task import current_job_id
+from autovoice.service.logs import configure_logging, current_request_id
+
+__all__ = ["Metrics", "RequestMiddleware", "configure_logging", "current_request_id"]
 
 log = logging.getLogger("autovoice.service")
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
@@ -196,48 +195,3 @@ class RequestMiddleware:
                 extra={"route": template, "status": status["code"], "duration_ms": round(elapsed * 1000, 2)},
             )
             current_request_id.reset(token)
-
-
-class ContextFilter(logging.Filter):
-    """Adds ``request_id`` and ``job_id`` (from context variables) to every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        record.job_id = current_job_id.get()
-        return True
-
-
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id, job_id and extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and value is not None:
-                doc[key] = value
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
-
-
-def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
-    """Send logs to stderr, as JSON lines with request and job ids. Called by ``serve`` and ``worker``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(ContextFilter())
-    handler.setFormatter(
-        JsonFormatter()
-        if json_logs
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(job_id)s] %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our middleware logs each request

@@ -1,0 +1,214 @@
+"""Log set-up for the CLI, the server and the worker: readable lines on a terminal, JSON lines otherwise.
+
+:func:`configure_logging` is the one place that installs a handler (the CLI's global ``-v`` calls it,
+``serve`` and ``worker`` call it with the settings' level). AutoVoice's own loggers (``autovoice.*``) log
+at the level asked for; the servers' loggers (``uvicorn``, ``celery``) at INFO or above; every other
+library (numba, matplotlib, urllib3, httpx, python-multipart, asyncio...) only at WARNING or above, even
+when AutoVoice logs at DEBUG: their debug output is noise to a user and can run to megabytes.
+
+Only the standard library is imported here, so the CLI can set up logging before every command without
+slowing ``autovoice --help``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json as jsonlib
+import logging
+import sys
+from typing import Any, Literal, TextIO
+
+from autovoice.errors import unknown_choice
+
+#: The id of the HTTP request being handled (set by the service's request middleware).
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "text", "json")
+#: Loggers that are AutoVoice's own: they log at the level asked for.
+OWN_LOGGERS = ("autovoice",)
+#: Server frameworks whose INFO lines a user wants ("Uvicorn running on ...", "celery@host ready").
+SERVER_LOGGERS = ("uvicorn", "celery")
+
+LogFormat = Literal["auto", "text", "json"]
+
+
+def parse_level(level: str | int) -> int:
+    """A level name (``"debug"``, ``"INFO"``...) or number as a :mod:`logging` level number.
+
+    Raises ``invalid_log_level`` for an unknown name.
+    """
+    if isinstance(level, int):
+        return level
+    name = str(level).strip().upper()
+    if name not in LEVELS:
+        raise unknown_choice("invalid_log_level", "log level", level, LEVELS)
+    return int(getattr(logging, name))
+
+
+def json_from_format(log_format: str | None) -> bool | None:
+    """``"json"`` -> True, ``"text"`` -> False, ``"auto"`` or None -> None (decided by the stream).
+
+    Raises ``invalid_log_format`` for any other value.
+    """
+    value = (log_format or "auto").strip().lower()
+    if value not in LOG_FORMATS:
+        raise unknown_choice("invalid_log_format", "log format", log_format, LOG_FORMATS)
+    return None if value == "auto" else value == "json"
+
+
+def log_json(settings: Any) -> bool | None:
+    """The JSON choice from ``Settings.log_format`` (``auto``/``text``/``json``; ``auto`` when absent)."""
+    return json_from_format(getattr(settings, "log_format", None))
+
+
+def _job_id() -> str | None:
+    # The job id's context variable lives in autovoice.jobs.task; if that module is not loaded, no job runs
+    # in this process. Looking it up here keeps this module free of the jobs package's imports.
+    task = sys.modules.get("autovoice.jobs.task")
+    var = getattr(task, "current_job_id", None)
+    return var.get() if var is not None else None
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id`` and ``job_id`` (from context variables) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        record.job_id = _job_id()
+        return True
+
+
+def _under(name: str, roots: tuple[str, ...]) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in roots)
+
+
+class QuietLibraries(logging.Filter):
+    """Drops other libraries' records below WARNING (and servers' below INFO), whatever their loggers'
+    own levels say: a library that sets its logger to DEBUG still cannot flood the log."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _under(record.name, OWN_LOGGERS):
+            return True
+        floor = logging.INFO if _under(record.name, SERVER_LOGGERS) else logging.WARNING
+        return record.levelno >= max(self.level, floor)
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, job_id and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value is not None:
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return jsonlib.dumps(doc, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``12:03:04 INFO    autovoice.service: message  [request 1a2b job 3c4d]``, for a person reading a
+    terminal; request and job ids appear only when set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (
+            f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: "
+            f"{record.getMessage()}"
+        )
+        ids = [
+            f"{label} {value}"
+            for label, value in (
+                ("request", getattr(record, "request_id", None)),
+                ("job", getattr(record, "job_id", None)),
+            )
+            if value
+        ]
+        if ids:
+            line += f"  [{' '.join(ids)}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler :func:`configure_logging` installs; remembers the level it was configured with."""
+
+    def __init__(self, stream: TextIO, level: int) -> None:
+        super().__init__(stream)
+        self.autovoice_level = level
+
+
+def configure_logging(
+    level: str | int = "INFO",
+    *,
+    json: bool | None = None,
+    stream: TextIO | None = None,
+    quiet_third_party: bool = True,
+) -> None:
+    """Send logs to ``stream`` (default stderr), replacing any handler on the root logger.
+
+    Parameters
+    ----------
+    level
+        AutoVoice's own level (``DEBUG`` ... ``CRITICAL``). Uvicorn and Celery log at INFO or above,
+        every other library at WARNING or above, whatever this is.
+    json
+        True: one JSON object per line (for log collectors). False: readable lines. None (default):
+        readable when ``stream`` is a terminal, JSON otherwise.
+    stream
+        Where lines go; default ``sys.stderr``.
+    quiet_third_party
+        True (default): other libraries log at WARNING or above, servers at INFO or above. False: every
+        logger logs at ``level`` (to debug a library).
+
+    Raises ``invalid_log_level`` for an unknown level name.
+    """
+    number = parse_level(level)
+    out = stream if stream is not None else sys.stderr
+    if json is None:
+        isatty = getattr(out, "isatty", None)
+        json = not (callable(isatty) and isatty())
+    handler = _Handler(out, number)
+    handler.addFilter(ContextFilter())
+    if quiet_third_party:
+        handler.addFilter(QuietLibraries(number))
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Library loggers inherit the root's level: at WARNING they do not even build their debug records.
+    root.setLevel(max(number, logging.WARNING) if quiet_third_party else number)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(number)
+    for name in SERVER_LOGGERS:
+        logging.getLogger(name).setLevel(max(number, logging.INFO) if quiet_third_party else number)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the request middleware logs each request
+    logging.captureWarnings(True)  # Python warnings become log records too (one format on stderr)
+
+
+def configure_server_logging(settings: Any) -> None:
+    """Logging for ``serve`` and ``worker``: ``settings.log_level`` and ``log_format``, or the more
+    verbose level the CLI's ``-v`` has already installed."""
+    level = parse_level(settings.log_level)
+    earlier = configured_level()
+    configure_logging(level if earlier is None else min(level, earlier), json=log_json(settings))
+
+
+def configured_level() -> int | None:
+    """The level :func:`configure_logging` last installed, or None when it has not run in this process."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _Handler):
+            return handler.autovoice_level
+    return None
