@@ -44,6 +44,9 @@ test: lint typecheck pytest  ## Everything CI runs: lint, types, tests
 bench: install  ## Speed and quality benchmarks, ~20 min on 2 cores (writes bench/results/)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/conversion.py
+	$(BIN)/python bench/separation.py
+	$(BIN)/python bench/pitch_plan.py
 	$(BIN)/python bench/tts.py
 	$(BIN)/python bench/service.py
 

@@ -170,6 +170,10 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     assert sf.info(str(out)).samplerate == 16_000
     assert Path(doc["report"]).is_file()
 
+    assert "f0" not in doc or doc["f0"] is None  # contours only with --contours
+    assert doc["options"]["metrics"] == "fast"
+    assert doc["metrics"]["level"] == "fast"
+
     bad = tmp_path / "bad.wav"
     assert (
         run(["convert", str(src), "--profile", "target", "-o", str(bad), "--preset", "ultra", "--json"]) == 2
@@ -177,8 +181,72 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     assert _json(capsys)["error"]["code"] == "invalid_preset"
     assert run(["convert", str(src), "--profile", "nobody", "-o", str(bad), "--json"]) == 2
     assert _json(capsys)["error"]["code"] == "profile_not_found"
-    assert (
-        run(["convert", str(src), "--profile", "target", "-o", str(bad), "--json"]) == 2
-    )  # auto: no weights
-    assert _json(capsys)["error"]["code"] == "separation_unavailable"
+    assert run(["convert", str(src), "-p", "target", "-o", str(tmp_path / "no" / "x.wav"), "--json"]) == 2
+    assert _json(capsys)["error"]["code"] == "output_dir_missing"
     assert not bad.exists()
+    assert not (tmp_path / "no").exists()
+
+    # A batch: a folder with two good files and a corrupt one, -o OUTDIR; exit 2, the good ones written.
+    folder, outdir = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    outdir.mkdir()
+    for f in speaker_files("2033")[6:8]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF not really" * 50)
+    code = run(
+        [
+            "convert",
+            str(folder),
+            "-p",
+            "target",
+            "-o",
+            str(outdir),
+            "--separation",
+            "none",
+            "--metrics",
+            "off",
+        ]
+    )
+    assert code == 2
+    printed = capsys.readouterr()
+    assert "INPUT" in printed.out
+    assert "2 converted, 1 failed." in printed.out
+    assert "unsupported_format" in printed.err
+    written = sorted(p.name for p in outdir.iterdir())
+    assert len([n for n in written if n.endswith(".wav")]) == 2
+    assert not any(n.startswith("broken") for n in written)
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import autovoice.pipeline.convert as convert_module
+    from autovoice.profiles import ProfileStore
+
+    class Target:
+        id, name = "prof_x", "target"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProfileStore, "get", lambda self, name: Target())
+    monkeypatch.setattr(convert_module, "convert_audio", interrupted)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), harmonic_tone(220.0, sr=16_000, seconds=1.0), 16_000)
+    out = tmp_path / "out.wav"
+    assert run(["convert", str(src), "-p", "target", "-o", str(out), "--separation", "none"]) == 130
+    assert "Interrupted." in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_verbose_anywhere_and_engines_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["engines", "--json", "-v"]) == 0
+    doc = _json(capsys)
+    assert [c["name"] for c in doc["engines"]] == ["world"]
+    assert doc["engines"][0]["options"]["properties"]["knn_k"]
+    assert {"fcpe", "world", "crepe"} <= {c["name"] for c in doc["f0_methods"]}
+    assert {"auto", "spleeter", "demucs", "none"} == {c["name"] for c in doc["separation"]}
+    import logging
+
+    assert logging.getLogger("autovoice").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("numba").getEffectiveLevel() >= logging.WARNING

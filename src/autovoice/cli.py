@@ -8,23 +8,19 @@ progress and logs go to stderr.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from autovoice import __version__
+from autovoice.clitools import JsonOpt, emit, progress_bar, report_error, table
 from autovoice.errors import AutoVoiceError
 
 if TYPE_CHECKING:
-    from autovoice.engines.base import Preset
     from autovoice.profiles import VoiceProfile
-    from autovoice.separation import Separation
 
 log = logging.getLogger("autovoice")
 
@@ -47,7 +43,8 @@ app.add_typer(apikey_app, name="apikey")
 app.command("serve")(serve)
 app.command("worker")(worker)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+#: Set by :func:`run` when ``-v``/``--verbose`` appears anywhere on the command line.
+_VERBOSE_FLAGS = ("-v", "--verbose")
 
 
 def _version(value: bool) -> None:
@@ -58,53 +55,22 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug details to stderr (anywhere on the line).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """AutoVoice's own debug lines with ``-v``; third-party libraries stay at warnings either way."""
     from autovoice.config import get_settings
+    from autovoice.service.logs import configure_logging, log_json
 
-    level = "DEBUG" if verbose else get_settings().log_level
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO) if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-# -- output helpers ------------------------------------------------------------------------------
-def _emit(doc: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    else:
-        human()
-
-
-@contextmanager
-def _progress(enabled: bool = True) -> Iterator[Callable[[float, str], None]]:
-    """A rich progress bar on stderr, fed by ``progress(fraction, stage)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
-        yield lambda fraction, stage: log.debug("progress %.2f %s", fraction, stage)
-        return
-    with Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=1.0)
-
-        def report(fraction: float, stage: str) -> None:
-            bar.update(task, completed=fraction, description=stage)
-
-        yield report
+    configure_logging("DEBUG" if verbose else "WARNING", json=log_json(get_settings()))
 
 
 def _device() -> str:
@@ -153,13 +119,13 @@ def profile_create(
 
         raise ConflictError(
             "profile_exists",
-            f"A profile named '{name}' already exists. Delete it first or pass --replace.",
+            f"A profile named '{name}' already exists. Delete it first or replace it.",
             {"profile": name},
         )
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         profile = build_profile(samples, name=name, device=_device(), progress=progress)
     store.save(profile, replace=replace)
-    _emit(profile.summary(), as_json, lambda: _print_profile(profile))
+    emit(profile.summary(), as_json, lambda: _print_profile(profile))
 
 
 @profile_app.command("list")
@@ -172,14 +138,20 @@ def profile_list(as_json: JsonOpt = False) -> None:
     def human() -> None:
         if not profiles:
             typer.echo("No profiles yet. Create one with `autovoice profile create NAME SAMPLE...`.")
-        for p in profiles:
-            r = p.vocal_range
-            typer.echo(
-                f"{p.name:<24} {p.id}  {r.lowest_note}–{r.highest_note}  "
-                f"{p.quality.voiced_s:5.1f} s voiced  rev {p.revision}"
+            return
+        rows = [
+            (
+                p.name,
+                p.id,
+                f"{p.vocal_range.lowest_note}–{p.vocal_range.highest_note}",
+                f"{p.quality.voiced_s:.1f} s",
+                p.revision,
             )
+            for p in profiles
+        ]
+        table(("NAME", "ID", "RANGE", "VOICED", "REVISION"), rows)
 
-    _emit({"profiles": [p.summary() for p in profiles]}, as_json, human)
+    emit({"profiles": [p.summary() for p in profiles]}, as_json, human)
 
 
 @profile_app.command("show")
@@ -190,7 +162,7 @@ def profile_show(
     from autovoice.profiles import ProfileStore
 
     profile = ProfileStore().get(name)
-    _emit(profile.summary(), as_json, lambda: _print_profile(profile))
+    emit(profile.summary(), as_json, lambda: _print_profile(profile))
 
 
 @profile_app.command("delete")
@@ -201,7 +173,7 @@ def profile_delete(
     from autovoice.profiles import ProfileStore
 
     profile = ProfileStore().delete(name)
-    _emit(
+    emit(
         {"deleted": profile.id, "name": profile.name},
         as_json,
         lambda: typer.echo(f"Deleted profile {profile.name!r} ({profile.id})."),
@@ -215,13 +187,15 @@ def analyze_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the F0 contour and range as a PNG.")
     ] = None,
-    f0_method: Annotated[str, typer.Option("--f0-method", help="fcpe (default) or world.")] = "fcpe",
+    f0_method: Annotated[
+        str, typer.Option("--f0-method", help="Pitch tracker (list: `autovoice engines`).")
+    ] = "fcpe",
     as_json: JsonOpt = False,
 ) -> None:
     """Analyse a recording: F0 contour, vocal range, loudness."""
     from autovoice.analysis.report import analyze_file
 
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         result = analyze_file(file, f0_method=f0_method, device=_device(), plot=plot, progress=progress)
     doc = result.to_dict()
 
@@ -244,16 +218,49 @@ def analyze_cmd(
         if plot is not None:
             typer.echo(f"  plot       {plot}")
 
-    _emit(doc, as_json, human)
+    emit(doc, as_json, human)
 
 
 # -- conversion ----------------------------------------------------------------------------------
+#: Audio file suffixes a folder given to ``convert`` is searched for.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".webm", ".aac", ".aif", ".aiff")
+#: CLI flag of each option field, for hints after an error (messages themselves name fields).
+_FLAGS = {
+    "engine": "--engine",
+    "f0_method": "--f0-method",
+    "preset": "--preset",
+    "pitch_shift": "--pitch",
+    "auto_key": "--auto-key",
+    "separation": "--separation",
+    "metrics": "--metrics",
+    "engine_options": "--engine-options",
+}
+_CODE_FLAGS = {
+    "unknown_engine": "--engine",
+    "invalid_f0_method": "--f0-method",
+    "invalid_preset": "--preset",
+    "invalid_separation": "--separation",
+    "invalid_metrics_level": "--metrics",
+    "invalid_pitch_shift": "--pitch",
+    "invalid_engine_options": "--engine-options",
+    "no_voiced_audio": "--pitch N (instead of --auto-key)",
+    "profile_exists": "--replace",
+    "model_unavailable": "--separation none",
+}
+
+
 @app.command("convert")
 def convert_cmd(
-    input: Annotated[Path, typer.Argument(help="Song or vocal (wav, flac, ogg, mp3, m4a, opus).")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Songs or vocals (wav, flac, ogg, mp3, m4a, opus), or folders of them."),
+    ],
     profile: Annotated[str, typer.Option("--profile", "-p", help="Target voice profile (name or id).")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output file (.wav/.flac/.ogg/.mp3).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output file (.wav/.flac/.ogg/.mp3) for one input; a folder for several."
+        ),
     ] = None,
     pitch: Annotated[
         float | None, typer.Option("--pitch", help="Transpose by N semitones (-24..24).")
@@ -261,79 +268,248 @@ def convert_cmd(
     auto_key: Annotated[
         bool, typer.Option("--auto-key", help="Move the melody into the profile's range.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Conversion engine (list: `autovoice engines`).")
+    ] = "world",
+    f0_method: Annotated[
+        str | None,
+        typer.Option("--f0-method", help="Pitch tracker, default the preset's (list: `autovoice engines`)."),
+    ] = None,
     preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality.")] = "balanced",
     separation: Annotated[
-        str, typer.Option("--separation", help="auto, demucs, or none (the input is a vocal).")
+        str,
+        typer.Option("--separation", help="auto (Demucs if present, else Spleeter), demucs, spleeter, none."),
     ] = "auto",
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="Quality report: full, fast (bounded windows) or off.")
+    ] = "fast",
+    engine_options: Annotated[
+        str | None, typer.Option("--engine-options", help="The engine's own options as JSON (experts).")
+    ] = None,
     accompaniment: Annotated[
-        Path | None, typer.Option("--accompaniment", help="Accompaniment to mix back in.")
+        Path | None, typer.Option("--accompaniment", help="Accompaniment to mix back in (one input only).")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Quality report JSON (default: next to the output).")
+        Path | None,
+        typer.Option("--report", help="Quality report JSON (one input; default: next to the output)."),
     ] = None,
     stems: Annotated[
         Path | None, typer.Option("--stems", help="Also write the converted vocals and accompaniment here.")
     ] = None,
+    contours: Annotated[
+        bool, typer.Option("--contours", help="With --json: include the F0 contours (long arrays).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert a song or vocal into a profile's voice, keeping melody and words, and measure it."""
-    from autovoice.pipeline import check_options, convert_file
+    """Convert songs or vocals into a profile's voice, keeping melody and words, and measure them.
+
+    Several inputs (or a folder) need -o OUTDIR; models load once, a bad file is reported and the
+    others go on; the exit code is 2 if any failed.
+    """
+    from autovoice.pipeline import ConversionOptions, check_output, default_output
     from autovoice.profiles import ProfileStore
 
-    check_options(pitch_shift=pitch, auto_key=auto_key, preset=preset, separation=separation)
+    options = _hinted(
+        lambda: ConversionOptions.parse(
+            engine=engine,
+            f0_method=f0_method,
+            preset=preset,
+            pitch_shift=pitch,
+            auto_key=auto_key or None,
+            separation=separation,
+            metrics=metrics,
+            engine_options=engine_options,
+        )
+    )
+    files = _expand_inputs(inputs)
+    batch = len(files) > 1 or any(p.is_dir() for p in inputs)
+    if batch and (accompaniment is not None or report is not None):
+        raise _usage("--accompaniment and --report take one input; convert the files one at a time.")
+    if batch and output is None:
+        raise _usage("Several inputs need an output folder: -o OUTDIR.")
+    if batch and output is not None and output.suffix and not output.is_dir():
+        raise _usage(f"'{output}' looks like a file; several inputs need an output folder (-o OUTDIR).")
     target = ProfileStore().get(profile)
-    with _progress(not as_json) as progress:
+    outs = [
+        default_output(f, target, output) if batch or output is None or output.is_dir() else output
+        for f in files
+    ]
+    for out in {o.parent: o for o in outs}.values():
+        check_output(out)
+    device = _device()
+    docs: list[dict[str, Any]] = []
+    failures: list[tuple[Path, AutoVoiceError]] = []
+    for src, out in zip(files, outs, strict=True):
+        try:
+            docs.append(
+                _convert_one(
+                    src,
+                    out,
+                    target,
+                    options,
+                    accompaniment=accompaniment,
+                    report=report,
+                    stems=stems,
+                    device=device,
+                    contours=contours,
+                    as_json=as_json,
+                    show=not batch,
+                )
+            )
+        except AutoVoiceError as exc:
+            if not batch:
+                raise
+            failures.append((src, exc))
+            docs.append({"input": str(src), "error": exc.to_dict()})
+            if not as_json:
+                report_error(exc, False)
+    if not batch:
+        return
+    emit({"results": docs, "failed": len(failures)}, as_json, lambda: _print_batch(docs))
+    if failures:
+        raise typer.Exit(2)
+
+
+def _convert_one(
+    src: Path,
+    out: Path,
+    target: VoiceProfile,
+    options: Any,
+    *,
+    accompaniment: Path | None,
+    report: Path | None,
+    stems: Path | None,
+    device: str,
+    contours: bool,
+    as_json: bool,
+    show: bool,
+) -> dict[str, Any]:
+    from autovoice.pipeline import convert_file
+
+    with progress_bar(not as_json) as progress:
         result = convert_file(
-            input,
+            src,
             profile=target,
-            output=output,
+            options=options,
+            output=out,
             report_path=report,
             accompaniment_path=accompaniment,
-            pitch_shift=pitch,
-            auto_key=auto_key,
-            preset=cast("Preset", preset),
-            separation=cast("Separation", separation),
             stems_dir=stems,
-            device=_device(),
+            device=device,
             progress=progress,
         )
-    doc = result.to_dict()
-    doc["input"] = str(input)
+    doc = result.to_dict(contours=contours)
+    doc["input"] = str(src)
     doc["profile"] = {"id": target.id, "name": target.name}
+    if show:
+        emit(doc, as_json, lambda: _print_conversion(src, doc, target.name))
+    elif not as_json:
+        for w in doc["warnings"]:
+            typer.secho(f"warning [{w['code']}] {src.name}: {w['message']}", fg=typer.colors.YELLOW, err=True)
+    return doc
 
-    def human() -> None:
-        m = doc["metrics"] or {}
-        typer.echo(f"{input.name} -> {doc['output']}  (voice {target.name!r}, preset {doc['preset']})")
+
+def _print_conversion(src: Path, doc: dict[str, Any], voice: str) -> None:
+    m = doc["metrics"] or {}
+    moved = doc["pitch_plan"].get("moved_share")
+    report_s = doc["timings"].get("metrics")
+    typer.echo(f"{src.name} -> {doc['output']}  (voice {voice!r}, {doc['engine']}, preset {doc['preset']})")
+    typer.echo(
+        f"  pitch      shift {doc['pitch_shift_semitones']:+.2f} semitones"
+        + (" (auto key)" if doc["options"]["auto_key"] else "")
+        + (f", {moved * 100:.0f} % of voiced frames moved by octaves" if moved else "")
+    )
+    typer.echo(f"  tracks     separation {doc['separation']}, F0 by {doc['f0_method']}")
+    typer.echo(
+        f"  speed      {doc['audio_seconds']:.1f} s of audio in {doc['processing_seconds']:.1f} s "
+        f"(RTF {doc['rtf']:.3f})" + (f"; report {report_s:.1f} s" if report_s is not None else "")
+    )
+    if m:
+        p, d = m["pitch"], m["dnsmos"]
+
+        def f(v: float | None, spec: str) -> str:
+            return "n/a" if v is None else format(v, spec)
+
         typer.echo(
-            f"  pitch      shift {doc['pitch_shift_semitones']:+.2f} semitones"
-            + (" (auto key)" if auto_key else "")
+            f"  pitch acc  median {f(p['median_abs_cents'], '.1f')} cents off the plan, "
+            f"RMSE {f(p['rmse_cents'], '.0f')} cents, correlation {f(p['correlation'], '.3f')}"
         )
         typer.echo(
-            f"  speed      {doc['audio_seconds']:.1f} s of audio in {doc['processing_seconds']:.1f} s "
-            f"(RTF {doc['rtf']:.3f})"
+            f"  similarity {f(m['similarity_to_target'], '.3f')} to the profile "
+            f"(source {f(m['similarity_source_to_target'], '.3f')}, "
+            f"gain {f(m['similarity_gain'], '+.3f')})"
         )
-        if m:
-            p, d = m["pitch"], m["dnsmos"]
-
-            def f(v: float | None, spec: str) -> str:
-                return "n/a" if v is None else format(v, spec)
-
-            typer.echo(
-                f"  pitch acc  median {f(p['median_abs_cents'], '.1f')} cents off the plan, "
-                f"RMSE {f(p['rmse_cents'], '.0f')} cents / {f(p['rmse_hz'], '.1f')} Hz, "
-                f"correlation {f(p['correlation'], '.3f')}"
-            )
-            typer.echo(
-                f"  similarity {f(m['similarity_to_target'], '.3f')} to the profile "
-                f"(source {f(m['similarity_source_to_target'], '.3f')}, "
-                f"gain {f(m['similarity_gain'], '+.3f')})"
-            )
-            typer.echo(
-                f"  DNSMOS     SIG {f(d['sig'], '.2f')}  BAK {f(d['bak'], '.2f')}  OVRL {f(d['ovrl'], '.2f')}"
-            )
+        typer.echo(
+            f"  DNSMOS     SIG {f(d['sig'], '.2f')}  BAK {f(d['bak'], '.2f')}  OVRL {f(d['ovrl'], '.2f')}"
+        )
+    for w in doc["warnings"]:
+        typer.secho(f"  warning    [{w['code']}] {w['message']}", fg=typer.colors.YELLOW)
+    if doc["report"]:
         typer.echo(f"  report     {doc['report']}")
 
-    _emit(doc, as_json, human)
+
+def _print_batch(docs: list[dict[str, Any]]) -> None:
+    rows = []
+    for d in docs:
+        name = Path(d["input"]).name
+        if "error" in d:
+            rows.append((name, "FAILED", d["error"]["code"], "", "", ""))
+            continue
+        m = d["metrics"] or {}
+        ovrl = (m.get("dnsmos") or {}).get("ovrl")
+        gain = m.get("similarity_gain")
+        rows.append(
+            (
+                name,
+                Path(d["output"]).name,
+                f"{d['pitch_shift_semitones']:+.1f}",
+                f"{d['rtf']:.3f}",
+                "" if gain is None else f"{gain:+.3f}",
+                "" if ovrl is None else f"{ovrl:.2f}" + (" !" if d["warnings"] else ""),
+            )
+        )
+    table(("INPUT", "OUTPUT", "SHIFT", "RTF", "SIM GAIN", "OVRL"), rows)
+    failed = sum("error" in d for d in docs)
+    typer.echo(f"{len(docs) - failed} converted, {failed} failed.")
+
+
+def _expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their audio files (sorted); a missing path is an error."""
+    from autovoice.errors import NotFoundError
+
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise NotFoundError(
+                    "no_audio_files", f"No audio files in the folder '{p}'.", {"folder": str(p)}
+                )
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise NotFoundError("file_not_found", f"No such file: '{p}'.", {"path": str(p)})
+    return files
+
+
+def _hinted(parse: Any) -> Any:
+    """Run ``parse``; a parameter error gets the CLI flag it is about as a hint."""
+    from autovoice.errors import ParameterError
+
+    try:
+        return parse()
+    except ParameterError as exc:
+        flag = _FLAGS.get(str(exc.details.get("field"))) or _CODE_FLAGS.get(exc.code)
+        if flag:
+            exc.details["cli_flag"] = flag
+        raise
+
+
+def _usage(message: str) -> AutoVoiceError:
+    from autovoice.errors import ParameterError
+
+    return ParameterError("invalid_usage", message)
 
 
 # -- speech --------------------------------------------------------------------------------------
@@ -363,7 +539,7 @@ def tts_cmd(
         text = sys.stdin.read()
     target = ProfileStore().get(profile) if profile else None
     t0 = time.perf_counter()
-    with _progress(not as_json and target is not None) as progress:
+    with progress_bar(not as_json and target is not None) as progress:
         y, sr = tts.synthesize(text, voice=voice, profile=target, speed=speed, progress=progress)
     elapsed = time.perf_counter() - t0
     save(output, y, sr=sr)
@@ -378,17 +554,38 @@ def tts_cmd(
         "processing_seconds": round(elapsed, 3),
         "rtf": round(elapsed / seconds, 4),
     }
-    _emit(
+    emit(
         doc,
         as_json,
         lambda: typer.echo(f"{output}: {seconds:.1f} s of speech in {elapsed:.2f} s (RTF {doc['rtf']:.3f})"),
     )
 
 
+# -- choices ------------------------------------------------------------------------------------
+@app.command("engines")
+def engines_cmd(as_json: JsonOpt = False) -> None:
+    """List the conversion engines, F0 methods and separation backends, with what each is for."""
+    from autovoice.pipeline.catalog import catalog
+
+    doc = catalog()
+
+    def human() -> None:
+        for key, title in (
+            ("engines", "Engines"),
+            ("f0_methods", "F0 methods"),
+            ("separation", "Separation"),
+        ):
+            typer.secho(title, bold=True)
+            for c in doc[key]:
+                typer.echo(f"  {c['name']:<12} {c['description']}")
+
+    emit(doc, as_json, human)
+
+
 # -- models --------------------------------------------------------------------------------------
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
-    """Downloadable weights, where they go, and whether they are present."""
+    """Registered weights (bundled in packages or downloadable), where they are, and whether present."""
     from autovoice.models.weights import REGISTRY, weights_path, weights_present
 
     rows: list[dict[str, Any]] = [
@@ -397,6 +594,7 @@ def models_list(as_json: JsonOpt = False) -> None:
             "version": spec.version,
             "license": spec.license,
             "size_bytes": spec.size_bytes,
+            "bundled": spec.bundled,
             "path": str(weights_path(spec.name)),
             "present": weights_present(spec.name),
         }
@@ -404,12 +602,22 @@ def models_list(as_json: JsonOpt = False) -> None:
     ]
 
     def human() -> None:
-        for r in rows:
-            state = "present" if r["present"] else "missing"
-            size = f"{r['size_bytes'] / 2**20:6.1f} MiB"
-            typer.echo(f"{r['name']:<12} {state:<8} {size}  {r['license']:<8} {r['path']}")
+        table(
+            ("NAME", "STATE", "SIZE", "LICENCE", "SOURCE", "PATH"),
+            [
+                (
+                    r["name"],
+                    "present" if r["present"] else "missing",
+                    f"{(r['size_bytes'] or 0) / 2**20:.1f} MiB",
+                    r["license"],
+                    "bundled" if r["bundled"] else "download",
+                    r["path"],
+                )
+                for r in rows
+            ],
+        )
 
-    _emit({"models": rows}, as_json, human)
+    emit({"models": rows}, as_json, human)
 
 
 @models_app.command("download")
@@ -420,23 +628,25 @@ def models_download(
     """Download weights into the cache and verify their hash (needs network access)."""
     from autovoice.models.weights import download_weights
 
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         path = download_weights(name, progress=progress)
-    _emit({"name": name, "path": str(path)}, as_json, lambda: typer.echo(f"{name}: {path}"))
+    emit({"name": name, "path": str(path)}, as_json, lambda: typer.echo(f"{name}: {path}"))
 
 
 # -- entry point ---------------------------------------------------------------------------------
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI on ``argv`` and return the exit code: 0 ok, 2 caller error, 1 internal error."""
+    """Run the CLI on ``argv`` and return the exit code: 0 ok, 2 caller error, 1 internal error,
+    130 interrupted (Ctrl-C; nothing half-written stays behind)."""
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args
+    if any(a in _VERBOSE_FLAGS for a in args):  # -v works after the subcommand too
+        args = ["--verbose", *(a for a in args if a not in _VERBOSE_FLAGS)]
     try:
-        app(args=args, prog_name="autovoice", standalone_mode=False)
+        rc = app(args=args, prog_name="autovoice", standalone_mode=False)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        rc = int(exc.exit_code)
     except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        return 130
+        rc = 130
     except typer.TyperException as exc:  # usage errors (Typer's click): unknown option, missing argument
         show = getattr(exc, "show", None)
         if callable(show):
@@ -445,30 +655,26 @@ def run(argv: list[str] | None = None) -> int:
             typer.echo(f"error: {exc}", err=True)
         return 2
     except AutoVoiceError as exc:
-        _report_error(exc, as_json)
+        flag = exc.details.pop("cli_flag", None) or _CODE_FLAGS.get(exc.code)
+        report_error(exc, as_json, hint=f"{flag} (see `autovoice COMMAND --help`)" if flag else None)
         return 2 if exc.caller_error else 1
     except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        return 130
+        rc = 130
     except Exception as exc:  # the last line of defence: exit 1 with a readable message
         log.debug("internal error", exc_info=True)
         from autovoice.errors import InternalError
 
-        _report_error(InternalError("internal_error", f"{type(exc).__name__}: {exc}"), as_json)
+        report_error(InternalError("internal_error", f"{type(exc).__name__}: {exc}"), as_json)
         typer.echo("This is a bug in AutoVoice; rerun with -v for the traceback.", err=True)
         return 1
-    return 0
+    if rc == 130:
+        typer.echo("Interrupted.", err=True)
+    return rc if isinstance(rc, int) else 0
 
 
 def main() -> None:
     """Console entry point (``autovoice``)."""
     sys.exit(run())
-
-
-def _report_error(exc: AutoVoiceError, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"error": exc.to_dict()}, default=str) + "\n")
-    typer.secho(f"error [{exc.code}]: {exc.message}", fg=typer.colors.RED, err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

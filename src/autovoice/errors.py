@@ -96,3 +96,16 @@ class InternalError(AutoVoiceError):
 
     http_status = 500
     caller_error = False
+
+
+def unknown_choice(code: str, what: str, value: object, valid: tuple[str, ...] | list[str]) -> ParameterError:
+    """The one error for a value outside a fixed set of choices: names the value and lists the valid ones.
+
+    ``what`` is the field's name as a user reads it (``"engine"``, ``"F0 method"``, ``"preset"``).
+    """
+    shown = str(value)[:60]
+    return ParameterError(
+        code,
+        f"Unknown {what} '{shown}'. Valid: {', '.join(valid)}.",
+        {"value": shown, "valid": list(valid)},
+    )

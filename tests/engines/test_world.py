@@ -275,7 +275,7 @@ def test_bad_profile_input_and_preset() -> None:
     assert perr.value.code == "invalid_preset"
     with pytest.raises(ParameterError) as perr:
         WorldEngine(options={"knn_kk": 3})
-    assert perr.value.code == "invalid_parameter"
+    assert perr.value.code == "invalid_engine_options"
 
 
 def test_malformed_features_are_incompatible(tone_profile: VoiceProfile) -> None:

@@ -12,7 +12,7 @@ import soundfile as sf
 from autovoice.analysis import cents, estimate_f0, midi_to_hz
 from autovoice.errors import AutoVoiceError, ParameterError
 from autovoice.metrics.similarity import cosine_similarity, speaker_embedding
-from autovoice.pipeline import convert_audio, convert_file, convert_speech
+from autovoice.pipeline import ConversionOptions, convert_audio, convert_file, convert_speech
 from autovoice.profiles import VoiceProfile, build_profile
 from tests.support import FEMALE, SPEECH, speaker_files
 
@@ -52,7 +52,9 @@ def test_sung_melody_is_kept_after_the_planned_shift(
     female_profile: VoiceProfile, sung: tuple[np.ndarray, int, np.ndarray]
 ) -> None:
     y, sr, melody = sung
-    res = convert_audio(y, sr=sr, profile=female_profile, auto_key=True, preset="balanced")
+    res = convert_audio(
+        y, sr=sr, profile=female_profile, options=ConversionOptions(auto_key=True, separation="none")
+    )
     shift = res.plan.shift_semitones
     assert shift == round(shift), "songs move by whole semitones"
     assert res.plan.ideal_shift_semitones is not None
@@ -91,9 +93,8 @@ def test_stereo_44k_in_stereo_44k_out_same_length(
     src = tmp_path / "song.flac"
     sf.write(str(src), stereo.T, 44_100)
     out = tmp_path / "out.wav"
-    res = convert_file(
-        src, profile=female_profile, output=out, separation="none", pitch_shift=12, preset="fast"
-    )
+    options = ConversionOptions(separation="none", pitch_shift=12, preset="fast")
+    res = convert_file(src, profile=female_profile, output=out, options=options)
     data, out_sr = sf.read(str(out), always_2d=True)
     assert out_sr == 44_100
     assert data.shape == (stereo.shape[1], 2)
@@ -105,21 +106,62 @@ def test_stereo_44k_in_stereo_44k_out_same_length(
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "code"),
+    ("fields", "code"),
     [
         ({"preset": "ultra"}, "invalid_preset"),
-        ({"separation": "spleeter"}, "invalid_separation"),
+        ({"separation": "magic"}, "invalid_separation"),
+        ({"engine": "nope"}, "unknown_engine"),
+        ({"f0_method": "yin"}, "invalid_f0_method"),
+        ({"metrics": "some"}, "invalid_metrics_level"),
         ({"pitch_shift": 30.0}, "invalid_pitch_shift"),
+        ({"pitch_shift": "nan"}, "invalid_pitch_shift"),
         ({"pitch_shift": 2.0, "auto_key": True}, "invalid_parameter"),
+        ({"colour": "blue"}, "invalid_parameter"),
+        ({"engine_options": {"knn_k": 99}}, "invalid_engine_options"),
+        ({"engine_options": {"no_such": 1}}, "invalid_engine_options"),
+        ({"engine_options": "{not json"}, "invalid_parameter"),
     ],
 )
-def test_bad_parameters_fail_before_any_work(tmp_path: Path, kwargs: dict[str, object], code: str) -> None:
+def test_bad_options_are_refused_once_with_a_stable_code(fields: dict[str, object], code: str) -> None:
+    with pytest.raises(ParameterError) as err:
+        ConversionOptions.parse(fields)
+    assert err.value.code == code
+    if code.startswith(
+        ("invalid_preset", "invalid_separation", "unknown_engine", "invalid_f0", "invalid_metrics")
+    ):
+        assert "Valid:" in err.value.message
+        assert err.value.details["valid"]
+    assert "--" not in err.value.message  # messages name fields, never CLI flags
+
+
+def test_options_round_trip_through_the_job_params() -> None:
+    opts = ConversionOptions.parse(
+        {
+            "engine": "world",
+            "preset": "fast",
+            "pitch_shift": "3.5",
+            "metrics": "off",
+            "engine_options": '{"knn_k": 2}',
+        }
+    )
+    assert opts.pitch_shift == 3.5
+    assert opts.engine_options == {"knn_k": 2}
+    params = json.loads(json.dumps(opts.to_params()))
+    assert ConversionOptions.parse(params) == opts
+    assert ConversionOptions.parse({}).resolved_f0_method() == "fcpe"
+    assert ConversionOptions.parse({"f0_method": "world"}).resolved_f0_method() == "world"
+
+
+def test_missing_output_folder_fails_before_any_work(tmp_path: Path) -> None:
     src = tmp_path / "in.wav"
     sf.write(str(src), np.zeros(16_000, np.float32), 16_000)
     profile: VoiceProfile = object()  # type: ignore[assignment]  # never reached
     with pytest.raises(ParameterError) as err:
-        convert_file(src, profile=profile, output=tmp_path / "out.wav", **kwargs)  # type: ignore[arg-type]
-    assert err.value.code == code
+        convert_file(src, profile=profile, output=tmp_path / "nowhere" / "out.wav")
+    assert err.value.code == "output_dir_missing"
+    with pytest.raises(ParameterError) as err:
+        convert_file(src, profile=profile, output=tmp_path / "out.aiff")
+    assert err.value.code == "unsupported_output_format"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
@@ -128,15 +170,11 @@ def test_failed_conversion_leaves_no_output(female_profile: VoiceProfile, tmp_pa
     src = tmp_path / "silence.wav"
     sf.write(str(src), np.zeros(32_000, np.float32), 16_000)
     with pytest.raises(AutoVoiceError) as err:
-        convert_file(src, profile=female_profile, output=tmp_path / "out.wav", separation="none")
+        convert_file(
+            src,
+            profile=female_profile,
+            output=tmp_path / "out.wav",
+            options=ConversionOptions(separation="none"),
+        )
     assert err.value.code == "audio_silent"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["silence.wav"]
-
-
-def test_auto_separation_without_weights_is_a_clear_error(tmp_path: Path) -> None:
-    from autovoice.separation import separate
-
-    with pytest.raises(AutoVoiceError) as err:
-        separate(np.zeros((2, 44_100), np.float32), sr=44_100, method="auto")
-    assert err.value.code == "separation_unavailable"
-    assert "--separation none" in err.value.message

@@ -1,26 +1,30 @@
-"""``autovoice apikey create|list|revoke`` (the sub-app wired into the main CLI)."""
+"""``autovoice apikey create|list|revoke``, through the CLI's own entry point (``autovoice.cli.run``)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from typer.testing import CliRunner
+import pytest
 
+from autovoice.cli import run
 from autovoice.config import Settings
 from autovoice.service.auth import ApiKeyAuth
-from autovoice.service.cli import apikey_app
 from autovoice.storage import Database
 
 
-def test_apikey_commands(settings: Settings) -> None:
-    runner = CliRunner()
-    created = runner.invoke(apikey_app, ["create", "studio", "--json"])
-    assert created.exit_code == 0, created.output
-    doc = json.loads(created.stdout)
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code = run(list(args))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_apikey_commands(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "apikey", "create", "studio", "--json")
+    assert code == 0
     assert doc["key"].startswith("av_")
     assert doc["name"] == "studio"
 
-    listed = json.loads(runner.invoke(apikey_app, ["list", "--json"]).stdout)["keys"]
+    listed = _run(capsys, "apikey", "list", "--json")[1]["keys"]
     assert [k["id"] for k in listed] == [doc["id"]]
     assert "key" not in listed[0]
 
@@ -28,13 +32,16 @@ def test_apikey_commands(settings: Settings) -> None:
     auth = ApiKeyAuth(db, required=True)
     assert auth.authenticate(doc["key"]) == doc["id"]
 
-    revoked = runner.invoke(apikey_app, ["revoke", doc["id"], "--json"])
-    assert revoked.exit_code == 0
-    assert json.loads(revoked.stdout)["revoked"] is True
-    assert json.loads(runner.invoke(apikey_app, ["list", "--json"]).stdout)["keys"] == []
-    assert len(json.loads(runner.invoke(apikey_app, ["list", "--all", "--json"]).stdout)["keys"]) == 1
+    code, revoked = _run(capsys, "apikey", "revoke", doc["id"], "--json")
+    assert code == 0
+    assert revoked["revoked"] is True
+    assert _run(capsys, "apikey", "list", "--json")[1]["keys"] == []
+    assert len(_run(capsys, "apikey", "list", "--all", "--json")[1]["keys"]) == 1
 
-    missing = runner.invoke(apikey_app, ["revoke", "key_nope", "--json"])
-    assert missing.exit_code == 2
-    assert json.loads(missing.stdout)["error"]["code"] == "api_key_not_found"
+    code, missing = _run(capsys, "apikey", "revoke", "key_nope", "--json")
+    assert code == 2
+    assert missing["error"]["code"] == "api_key_not_found"
+
+    assert run(["apikey", "list", "--all"]) == 0
+    assert "LAST USED" in capsys.readouterr().out  # the human table has a header row
     db.dispose()

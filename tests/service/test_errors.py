@@ -23,6 +23,12 @@ def _wav(seconds: float, sr: int = 16_000) -> bytes:
     return buf.getvalue()
 
 
+def _silent_wav(seconds: float, sr: int = 16_000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(int(seconds * sr), np.float32), sr, format="WAV")
+    return buf.getvalue()
+
+
 GOOD = {"preset": "fast", "separation": "none"}
 # (case, form fields, files, expected status, expected code); "PROFILE" is replaced by the real id.
 CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]], int, str]] = [
@@ -43,13 +49,25 @@ CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, byt
     ("unknown file field", {"profile_id": "PROFILE"}, [("song", ("x.wav", _wav(2), "audio/wav"))], 422,
      "invalid_parameter"),
     ("bad preset", {"profile_id": "PROFILE", "preset": "ultra"}, [("file", ("x.wav", _wav(2), "audio/wav"))],
-     422, "invalid_parameter"),
+     422, "invalid_preset"),
     ("bad separation", {"profile_id": "PROFILE", "separation": "magic"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_separation"),
+    ("bad engine", {"profile_id": "PROFILE", "engine": "magic"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "unknown_engine"),
+    ("bad F0 method", {"profile_id": "PROFILE", "f0_method": "magic"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_f0_method"),
+    ("bad metrics level", {"profile_id": "PROFILE", "metrics": "most"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_metrics_level"),
+    ("bad engine option", {"profile_id": "PROFILE", "engine_options": '{"knn_k": -1}'},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_engine_options"),
+    ("engine options not JSON", {"profile_id": "PROFILE", "engine_options": "{knn"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("silent upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", _silent_wav(2), "audio/wav"))], 422,
+     "audio_silent"),
     ("pitch out of range", {"profile_id": "PROFILE", "pitch_shift": "99"},
-     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_pitch_shift"),
     ("pitch not a number", {"profile_id": "PROFILE", "pitch_shift": "high"},
-     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_pitch_shift"),
     ("pitch and auto key", {"profile_id": "PROFILE", "pitch_shift": "2", "auto_key": "true"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
     ("unknown field", {"profile_id": "PROFILE", "speed": "2"}, [("file", ("x.wav", _wav(2), "audio/wav"))],
@@ -77,6 +95,7 @@ def test_conversion_bad_input(
         r = client.post("/api/v1/conversions", data=data, files={"unused": (None, "x")})
     assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     assert set(r.json()["error"]) == {"code", "message", "details"}
+    assert "--" not in r.json()["error"]["message"]  # API errors name fields, never CLI flags
     # A refused request leaves nothing behind.
     assert not list((settings.data_dir / "jobs").glob("job_*"))
 

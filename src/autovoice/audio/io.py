@@ -255,9 +255,20 @@ def save(
     os.close(fd)
     try:
         sf.write(tmp, np.clip(data, -1.0, 1.0), sr, format=sf_format, subtype=subtype)
-        os.replace(tmp, p)
+        publish_file(tmp, p)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return p
+
+
+def publish_file(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Move a finished temporary file into place with the mode a plain ``open()`` would give it.
+
+    ``mkstemp`` creates files ``0600``; outputs (audio and reports alike) get ``0666 & ~umask``.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)

@@ -1,31 +1,37 @@
 """The engine interface. An engine turns a vocal into a profile's voice at a planned pitch.
 
-Adding an engine means adding one module with a class that follows :class:`Engine` and one line in
-:data:`autovoice.engines.ENGINES`.
+Adding an engine means adding one module with a class that follows :class:`Engine`, a pydantic model of
+its own options, and one :class:`~autovoice.registry.Choice` in :data:`autovoice.engines.ENGINES`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
 #: Conversion presets, defined once: engines and the pipeline map them to their own options.
 Preset = Literal["fast", "balanced", "quality"]
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from autovoice.analysis.f0 import F0Track
     from autovoice.profiles.profile import VoiceProfile
 
 
 class Engine(Protocol):
-    """A voice-conversion engine.
+    """A voice-conversion engine, built once per process and device and reused across conversions.
 
-    ``profile_features`` runs once, when a profile is built, and returns the statistics the engine
-    needs later (stored with the profile under ``"<name>.<key>"``). ``convert`` keeps the words and
-    the planned melody of ``y`` and gives it the profile's voice.
+    The constructor takes keyword ``device`` and ``settings`` (and may load models). ``profile_features``
+    runs once, when a profile is built, and returns the statistics the engine needs later (stored with the
+    profile under ``"<name>.<key>"``). ``convert`` keeps the words and the planned melody of ``y`` and
+    gives it the profile's voice; ``preset`` and ``options`` (validated by the engine's options model)
+    apply to that call only.
     """
 
     name: ClassVar[str]
@@ -42,6 +48,8 @@ class Engine(Protocol):
         f0: F0Track,
         target_f0: np.ndarray,
         profile: VoiceProfile,
+        preset: Preset | None = None,
+        options: Mapping[str, Any] | None = None,
         progress: ProgressCallback = no_progress,
     ) -> np.ndarray:
         """Convert mono vocal ``y`` (float32 at ``sr``).
@@ -50,3 +58,14 @@ class Engine(Protocol):
         grid (0 = unvoiced). Returns mono float32 audio at ``sr`` of the same length as ``y``.
         """
         ...
+
+
+def options_error(engine: str, exc: ValidationError) -> ParameterError:
+    """``invalid_engine_options`` naming the first offending option of ``engine``."""
+    errors = [{"option": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    first = errors[0]
+    return ParameterError(
+        "invalid_engine_options",
+        f"Invalid option '{first['option']}' for the {engine} engine: {first['msg']}.",
+        {"engine": engine, "errors": errors},
+    )

@@ -62,19 +62,24 @@ About 0.6 MB per profile at the frame cap; 10 ms frames.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import numpy as np
 import pyworld
 import scipy.fft as sfft
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autovoice.analysis.f0 import F0Track
 from autovoice.audio import resample
-from autovoice.engines.base import Preset
-from autovoice.errors import AudioError, ParameterError
-from autovoice.profiles.profile import VoiceProfile
+from autovoice.config import Settings
+from autovoice.engines.base import Preset, options_error
+from autovoice.errors import AudioError, ParameterError, unknown_choice
 from autovoice.progress import ProgressCallback, no_progress
+
+if TYPE_CHECKING:  # engines read profiles but never import them: profiles.build imports engines
+    from autovoice.profiles.profile import VoiceProfile
 
 PRESETS: tuple[str, ...] = get_args(Preset)
 
@@ -134,6 +139,50 @@ COMMON_OPTIONS: dict[str, Any] = {
     "crossfade_s": 0.1,
 }
 
+
+class WorldOptions(BaseModel):
+    """The world engine's own options; each one left out takes its preset's value.
+
+    See :data:`PRESET_OPTIONS` and :data:`COMMON_OPTIONS` for what each does and its defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame_period_ms: float | None = Field(default=None, ge=2.5, le=20.0, description="Analysis hop, ms.")
+    n_cep: int | None = Field(default=None, ge=10, le=N_CEP, description="Cepstral order converted.")
+    knn_k: int | None = Field(
+        default=None, ge=0, le=32, description="Neighbours averaged (0 = global map only)."
+    )
+    knn_weight: float | None = Field(default=None, ge=0.0, le=1.0, description="Share of the k-NN estimate.")
+    knn_dims: int | None = Field(
+        default=None, ge=4, le=N_CEP, description="Cepstra c1..cN used for matching."
+    )
+    knn_smooth_ms: float | None = Field(default=None, ge=0.0, le=200.0, description="k-NN smoothing, ms.")
+    warp_exponent: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Formant ratio = F0 ratio ** this."
+    )
+    max_warp: float | None = Field(default=None, ge=1.0, le=2.0, description="Largest formant ratio.")
+    gain_smooth_ms: float | None = Field(default=None, ge=0.0, le=200.0, description="Filter smoothing, ms.")
+    gain_gate_db: float | None = Field(
+        default=None, ge=0.0, le=90.0, description="Filter fades below loud frames."
+    )
+    gain_max_db: float | None = Field(default=None, ge=0.0, le=48.0, description="Largest filter boost, dB.")
+    window_s: float | None = Field(default=None, ge=1.0, le=60.0, description="Processing window, s.")
+    context_s: float | None = Field(default=None, ge=0.05, le=2.0, description="Context each side, s.")
+    crossfade_s: float | None = Field(default=None, ge=0.01, le=0.5, description="Crossfade at joins, s.")
+
+
+def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The full option set of ``preset`` with ``options`` (validated by :class:`WorldOptions`) on top."""
+    if preset not in PRESET_OPTIONS:
+        raise unknown_choice("invalid_preset", "preset", preset, PRESETS)
+    try:
+        given = WorldOptions.model_validate(dict(options or {})).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise options_error("world", exc) from None
+    return {**COMMON_OPTIONS, **PRESET_OPTIONS[preset], **given}
+
+
 _REQUIRED_KEYS = ("version", "mcep_mean_v", "mcep_std_v", "mcep_mean_u", "mcep_std_u", "knn_mcep", "f0_stats")
 #: dB per natural-log unit of power.
 _NP_DB = 10.0 * np.log10(np.e)
@@ -154,24 +203,20 @@ class WorldEngine:
 
     name: ClassVar[str] = "world"
 
-    def __init__(self, *, preset: Preset = "balanced", options: dict[str, Any] | None = None) -> None:
-        if preset not in PRESET_OPTIONS:
-            raise ParameterError(
-                "invalid_preset",
-                f"Unknown preset '{preset}'. Valid presets: {', '.join(PRESETS)}.",
-                {"preset": preset, "valid": list(PRESETS)},
-            )
-        opts = {**COMMON_OPTIONS, **PRESET_OPTIONS[preset], **(options or {})}
-        unknown = sorted(set(opts) - set(COMMON_OPTIONS) - set(PRESET_OPTIONS["balanced"]))
-        if unknown:
-            raise ParameterError(
-                "invalid_parameter",
-                f"Unknown world engine options: {', '.join(unknown)}.",
-                {"unknown": unknown, "valid": sorted({*COMMON_OPTIONS, *PRESET_OPTIONS["balanced"]})},
-            )
+    def __init__(
+        self,
+        *,
+        preset: Preset = "balanced",
+        options: Mapping[str, Any] | None = None,
+        device: str = "cpu",
+        settings: Settings | None = None,
+    ) -> None:
+        self.device = device  # the world engine runs on the CPU whatever the device
         self.preset: Preset = preset
-        self.options = opts
+        self.options = resolve_options(preset, options)
 
+    # ------------------------------------------------------------------------------------------
+    # profile
     # ------------------------------------------------------------------------------------------
     # profile
     # ------------------------------------------------------------------------------------------
@@ -246,6 +291,8 @@ class WorldEngine:
         f0: F0Track,
         target_f0: np.ndarray,
         profile: VoiceProfile,
+        preset: Preset | None = None,
+        options: Mapping[str, Any] | None = None,
         progress: ProgressCallback = no_progress,
     ) -> np.ndarray:
         """Convert a mono vocal to the profile's voice at the planned pitch.
@@ -262,6 +309,9 @@ class WorldEngine:
             ``(frames,)`` planned output F0 in Hz on ``f0``'s frame grid (0 = unvoiced).
         profile
             A profile holding this engine's features (``world.*``).
+        preset, options
+            This call's preset and option overrides (:class:`WorldOptions`); by default the ones the
+            engine was built with.
         progress
             ``progress(fraction, "convert")`` callback, called once per processing window.
 
@@ -293,6 +343,8 @@ class WorldEngine:
             raise ParameterError("invalid_parameter", "target_f0 must be finite and >= 0 Hz (0 = unvoiced).")
         target = _profile_stats(profile)
         o = self.options
+        if preset is not None or options is not None:
+            o = resolve_options(preset or self.preset, options)
         hop_s = float(o["frame_period_ms"]) / 1000.0
         n = _n_frames(len(x), sr=sr, hop_s=hop_s)
         src_f0 = _regrid_f0(src, src_hop_s=f0.hop_s, dst_hop_s=hop_s, n=n)

@@ -233,9 +233,12 @@ def _progress_writer(job_id: str, ctx: JobContext) -> Callable[[float, str], Non
 
 def _convert(job_id: str, params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, Any], dict[str, Any]]:
     from autovoice.models.devices import is_cuda_oom, resolve_device
-    from autovoice.pipeline import convert_file
+    from autovoice.pipeline import ConversionOptions, convert_file
 
     folder = ctx.blobs.job_dir(job_id)
+    options = ConversionOptions.parse(
+        {k: v for k, v in params.items() if k in ConversionOptions.model_fields}
+    )
     profile = ProfileIndex(ctx.db, ctx.settings).load(str(params["profile_id"]))
     progress = _progress_writer(job_id, ctx)
     device = resolve_device(ctx.settings.device)
@@ -253,10 +256,7 @@ def _convert(job_id: str, params: dict[str, Any], ctx: JobContext) -> tuple[dict
             output=folder / blobs.MIX,
             report_path=folder / blobs.REPORT,
             accompaniment_path=accompaniment,
-            pitch_shift=params.get("pitch_shift"),
-            auto_key=bool(params.get("auto_key", False)),
-            preset=params.get("preset", "balanced"),
-            separation=params.get("separation", "auto"),
+            options=options,
             stems_dir=folder,
             device=on,
             settings=ctx.settings,

@@ -1,19 +1,22 @@
-"""Song and speech conversion: orchestration, presets, pitch plan and remix."""
+"""Song and speech conversion: options, orchestration, presets, pitch plan and remix."""
 
 from autovoice.engines.base import Preset
 from autovoice.pipeline.convert import (
     ConversionResult,
-    check_options,
+    check_output,
     convert_audio,
     convert_file,
     convert_speech,
+    default_output,
 )
 from autovoice.pipeline.mix import MixResult, remix, true_peak_dbtp
+from autovoice.pipeline.options import ConversionOptions
 from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, auto_shift, plan_pitch
 from autovoice.pipeline.presets import PRESETS, PresetConfig, preset_config
 
 __all__ = [
     "PRESETS",
+    "ConversionOptions",
     "ConversionResult",
     "MixResult",
     "PitchMode",
@@ -21,10 +24,11 @@ __all__ = [
     "Preset",
     "PresetConfig",
     "auto_shift",
-    "check_options",
+    "check_output",
     "convert_audio",
     "convert_file",
     "convert_speech",
+    "default_output",
     "plan_pitch",
     "preset_config",
     "remix",

@@ -19,17 +19,16 @@ import numpy as np
 from autovoice.analysis import estimate_f0
 from autovoice.audio import OUTPUT_FORMATS, load, resample, save, to_mono, validate_audio
 from autovoice.config import Settings, get_settings
-from autovoice.engines.base import Preset
 from autovoice.errors import ParameterError
 from autovoice.pipeline.mix import remix
+from autovoice.pipeline.options import ConversionOptions
 from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, plan_pitch
-from autovoice.pipeline.presets import PRESETS, preset_config
+from autovoice.pipeline.presets import preset_config
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
 
 if TYPE_CHECKING:
     from autovoice.metrics.report import QualityReport
     from autovoice.profiles.profile import VoiceProfile
-    from autovoice.separation import Separation
 
 #: The engines work between these rates; other inputs are resampled for the engine and back.
 ENGINE_MIN_SR, ENGINE_MAX_SR = 16_000, 48_000
@@ -47,10 +46,12 @@ class ConversionResult:
     sr: int
     plan: PitchPlan
     report: QualityReport | None
-    preset: str
-    separation: str
-    engine: str
+    options: ConversionOptions
+    separation: str  # what ran (``auto`` resolved)
+    f0_method: str  # what ran (the preset's when not chosen)
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``{"code", "message"}`` documents: the input or the result is suspect (see docs/metrics.md).
+    warnings: list[dict[str, str]] = field(default_factory=list)
     source_f0: np.ndarray | None = None  # the source vocal's F0, Hz per 10 ms frame
     output: Path | None = None
     report_path: Path | None = None
@@ -64,7 +65,8 @@ class ConversionResult:
         """Conversion time, metrics excluded (they are timed separately)."""
         return sum(v for k, v in self.timings.items() if k != "metrics")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, contours: bool = True) -> dict[str, Any]:
+        """The result as JSON; ``contours`` adds the F0 arrays (for plots: the report file and the API)."""
         from autovoice.metrics.pitch import json_safe
 
         doc: dict[str, Any] = json_safe(
@@ -72,9 +74,12 @@ class ConversionResult:
                 "output": str(self.output) if self.output else None,
                 "report": str(self.report_path) if self.report_path else None,
                 "profile": None,
-                "preset": self.preset,
-                "engine": self.engine,
+                "options": self.options.to_params(),
+                "preset": self.options.preset,
+                "engine": self.options.engine,
+                "f0_method": self.f0_method,
                 "separation": self.separation,
+                "warnings": self.warnings,
                 "pitch_shift_semitones": round(self.plan.shift_semitones, 3),
                 "pitch_plan": self.plan.to_dict(),
                 "sample_rate": self.sr,
@@ -84,7 +89,7 @@ class ConversionResult:
                 "rtf": round(self.processing_seconds / self.audio_seconds, 4),
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "metrics": self.report.to_dict() if self.report else None,
-                "f0": self.contours(),
+                "f0": self.contours() if contours else None,
             }
         )
         return doc
@@ -115,44 +120,14 @@ class ConversionResult:
         }
 
 
-def check_options(*, pitch_shift: float | None, auto_key: bool, preset: str, separation: str) -> None:
-    """Validate conversion options up front, before any slow work (the API calls this too)."""
-    from autovoice.separation import SEPARATION_METHODS
-
-    if preset not in PRESETS:
-        raise ParameterError(
-            "invalid_preset",
-            f"Unknown preset '{preset}'. Valid presets: {', '.join(PRESETS)}.",
-            {"preset": preset, "valid": list(PRESETS)},
-        )
-    if separation not in SEPARATION_METHODS:
-        raise ParameterError(
-            "invalid_separation",
-            f"Unknown separation '{separation}'. Valid: {', '.join(SEPARATION_METHODS)}.",
-            {"separation": separation, "valid": list(SEPARATION_METHODS)},
-        )
-    if pitch_shift is not None and auto_key:
-        raise ParameterError("invalid_parameter", "Pass either --pitch N or --auto-key, not both.")
-    if pitch_shift is not None and not (np.isfinite(pitch_shift) and -24 <= pitch_shift <= 24):
-        raise ParameterError(
-            "invalid_pitch_shift",
-            f"Pitch shift must be within -24..24 semitones, got {pitch_shift}.",
-            {"semitones": pitch_shift},
-        )
-
-
 def convert_audio(
     y: np.ndarray,
     *,
     sr: int,
     profile: VoiceProfile,
-    pitch_shift: float | None = None,
-    auto_key: bool = False,
-    preset: Preset = "balanced",
-    separation: Separation = "none",
+    options: ConversionOptions | None = None,
     accompaniment: np.ndarray | None = None,
     mode: PitchMode = "song",
-    measure: bool = True,
     device: str = "cpu",
     settings: Settings | None = None,
     progress: ProgressCallback = no_progress,
@@ -165,43 +140,38 @@ def convert_audio(
         ``(samples,)`` or ``(channels, samples)`` float32 input at ``sr``.
     profile
         The target voice.
-    pitch_shift
-        Manual transposition in semitones (-24..24); default 0 unless ``auto_key``.
-    auto_key
-        Move the source's pitch into the profile's range (see :mod:`autovoice.pipeline.pitch_plan`).
-    preset
-        ``fast``, ``balanced`` or ``quality`` (see :mod:`autovoice.pipeline.presets`).
-    separation
-        ``none`` (``y`` is a vocal), ``demucs`` or ``auto``.
+    options
+        The conversion's choices (engine, F0 method, preset, pitch, separation, report level, engine
+        options), already validated; default :class:`ConversionOptions` ().
     accompaniment
         An accompaniment to mix back (same rate as ``y``), e.g. a stem you already have.
     mode
         ``song`` (whole-semitone auto key) or ``speech`` (exact auto key).
-    measure
-        Compute the quality report (pitch accuracy, similarity, DNSMOS).
 
     Returns
     -------
     ConversionResult
         The mix, the converted vocals and the report; same length, rate and channels as ``y``.
     """
-    from autovoice.engines import get_engine
+    from autovoice.engines import load_engine
     from autovoice.separation import separate
 
+    opts = options or ConversionOptions()
     settings = settings or get_settings()
-    check_options(pitch_shift=pitch_shift, auto_key=auto_key, preset=preset, separation=separation)
     validate_audio(y, sr=sr, settings=settings)
-    cfg = preset_config(preset)
+    cfg = preset_config(opts.preset)
+    f0_method = opts.resolved_f0_method()
     layout = np.atleast_2d(np.asarray(y, dtype=np.float32))
     channels, length = layout.shape
     timings: dict[str, float] = {}
+    engine = load_engine(opts.engine, device=device, settings=settings)  # before the slow work
 
     t0 = time.perf_counter()
     progress(0.0, "separate")
     stems = separate(
         layout,
         sr=sr,
-        method=separation,
+        method=opts.separation,
         settings=settings,
         device=device,
         progress=sub_progress(progress, 0.0, 0.35),
@@ -217,27 +187,28 @@ def convert_audio(
     progress(0.35, "pitch")
     esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
     v = resample(vocals, orig_sr=sr, target_sr=esr)
-    track = estimate_f0(v, sr=esr, method=cfg.f0_method, hop_s=CONTOUR_HOP_S, device=device)
+    track = estimate_f0(v, sr=esr, method=f0_method, hop_s=CONTOUR_HOP_S, device=device)
     plan = plan_pitch(
         track,
         target=profile.vocal_range,
-        semitones=pitch_shift,
-        auto_key=auto_key,
+        semitones=opts.pitch_shift,
+        auto_key=opts.auto_key,
         mode=mode,
         keep_key=acc is not None,
         smooth_radius=cfg.f0_smooth_radius,
-        cap_to_range=cfg.cap_to_range and auto_key,
+        cap_to_range=cfg.cap_to_range and opts.auto_key,
     )
     timings["pitch"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    engine = get_engine(cfg.engine, **cfg.engine_options)
     converted = engine.convert(
         v,
         sr=esr,
         f0=track,
         target_f0=plan.target_f0,
         profile=profile,
+        preset=opts.preset,
+        options=opts.engine_options,
         progress=sub_progress(progress, 0.4, 0.85),
     )
     converted_native = _fit(resample(converted, orig_sr=esr, target_sr=sr)[None, :], length)[0]
@@ -259,10 +230,11 @@ def convert_audio(
     timings["remix"] = time.perf_counter() - t0
 
     report = None
-    if measure:
+    warnings: list[dict[str, str]] = []
+    if opts.metrics != "off":
         t0 = time.perf_counter()
         progress(0.88, "measure")
-        from autovoice.metrics.report import quality_report
+        from autovoice.metrics.report import input_warnings, quality_report
 
         report = quality_report(
             source=v,
@@ -271,8 +243,12 @@ def convert_audio(
             intended_f0=plan.target_f0,
             profile_embedding=profile.embedding,
             processing_seconds=sum(timings.values()),
+            level=opts.metrics,
+            f0_method=f0_method,
             device=device,
         )
+        warnings.extend(input_warnings(report, separated=stems.method != "none" or acc is not None))
+        warnings.extend(report.warnings)
         timings["metrics"] = time.perf_counter() - t0
     progress(1.0, "done")
     return ConversionResult(
@@ -282,10 +258,11 @@ def convert_audio(
         sr=sr,
         plan=plan,
         report=report,
-        preset=preset,
+        options=opts,
         separation=stems.method,
-        engine=cfg.engine,
+        f0_method=f0_method,
         timings=timings,
+        warnings=warnings,
         source_f0=track.f0,
     )
 
@@ -294,13 +271,10 @@ def convert_file(
     input_path: str | os.PathLike[str],
     *,
     profile: VoiceProfile,
+    options: ConversionOptions | None = None,
     output: str | os.PathLike[str] | None = None,
     report_path: str | os.PathLike[str] | None = None,
     accompaniment_path: str | os.PathLike[str] | None = None,
-    pitch_shift: float | None = None,
-    auto_key: bool = False,
-    preset: Preset = "balanced",
-    separation: Separation = "auto",
     stems_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     settings: Settings | None = None,
@@ -310,20 +284,17 @@ def convert_file(
 
     ``output`` defaults to ``<input stem>.<profile name>.wav`` next to the input; the report defaults to
     ``<output>.report.json``. ``stems_dir`` also keeps the converted vocals and the accompaniment.
-    Nothing is written unless the whole conversion succeeds.
+    Nothing is written unless the whole conversion succeeds, and an interrupted conversion leaves
+    nothing behind. Output folders must exist (``output_dir_missing``).
     """
     settings = settings or get_settings()
-    check_options(pitch_shift=pitch_shift, auto_key=auto_key, preset=preset, separation=separation)
+    opts = options or ConversionOptions()
     src = Path(input_path)
-    out = Path(output) if output else src.with_name(f"{src.stem}.{profile.name.replace(' ', '_')}.wav")
-    fmt = out.suffix.lstrip(".").lower()
-    if fmt not in OUTPUT_FORMATS:
-        raise ParameterError(
-            "unsupported_output_format",
-            f"Cannot write '{out.suffix}'. Use one of: {', '.join('.' + f for f in OUTPUT_FORMATS)}.",
-            {"output": str(out)},
-        )
+    out = Path(output) if output else default_output(src, profile)
+    check_output(out)
     rep = Path(report_path) if report_path else out.with_name(out.name + ".report.json")
+    for folder in {rep.parent, *([Path(stems_dir)] if stems_dir is not None else [])}:
+        _check_dir(folder)
     y, sr = load(src, settings=settings)
     acc = None
     if accompaniment_path is not None:
@@ -333,10 +304,7 @@ def convert_file(
         y,
         sr=sr,
         profile=profile,
-        pitch_shift=pitch_shift,
-        auto_key=auto_key,
-        preset=preset,
-        separation=separation,
+        options=opts,
         accompaniment=acc,
         device=device,
         settings=settings,
@@ -355,16 +323,49 @@ def convert_file(
         doc = result.to_dict()
         doc["input"] = str(src)
         doc["profile"] = {"id": profile.id, "name": profile.name}
-        tmp = rep.with_name(f".{rep.name}.part")
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
-        os.replace(tmp, rep)
-        written.append(rep)
+        written.append(write_json(rep, doc))
     except BaseException:
         for p in written:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         raise
     return result
+
+
+def default_output(src: Path, profile: VoiceProfile, folder: Path | None = None) -> Path:
+    """``<folder or the input's folder>/<input stem>.<profile name>.wav``."""
+    return (folder or src.parent) / f"{src.stem}.{profile.name.replace(' ', '_')}.wav"
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output format we cannot write, or a folder that does not exist, before any work."""
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise ParameterError(
+            "unsupported_output_format",
+            f"Cannot write '{out.suffix}'. Use one of: {', '.join('.' + f for f in OUTPUT_FORMATS)}.",
+            {"output": str(out)},
+        )
+    _check_dir(out.parent)
+
+
+def _check_dir(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ParameterError(
+            "output_dir_missing",
+            f"The output folder '{folder}' does not exist; create it first.",
+            {"folder": str(folder)},
+        )
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` atomically with the same file mode as the audio outputs."""
+    from autovoice.audio.io import publish_file
+
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    publish_file(tmp, path)
+    return path
 
 
 def convert_speech(
@@ -383,15 +384,15 @@ def convert_speech(
     a number fixes the shift, e.g. the one the first sentence of a stream got, so that sentences
     don't jump in pitch. Returns the audio and the shift used, in semitones.
     """
+    options = ConversionOptions(
+        pitch_shift=pitch_shift, auto_key=pitch_shift is None, separation="none", metrics="off"
+    )
     result = convert_audio(
         to_mono(y),
         sr=sr,
         profile=profile,
-        pitch_shift=pitch_shift,
-        auto_key=pitch_shift is None,
+        options=options,
         mode="speech",
-        separation="none",
-        measure=False,
         device=device,
         settings=settings,
         progress=progress,

@@ -112,7 +112,7 @@ def auto_shift(
         raise AudioError(
             "no_voiced_audio",
             "Auto key needs a voiced source, but almost no pitched voice was found in the input. "
-            "Check that the input is (or contains) a vocal, or pass --pitch N.",
+            "Check that the input is (or contains) a vocal, or give a manual pitch_shift instead.",
         )
     if mode == "speech":
         shift = ideal

@@ -70,7 +70,7 @@ def build_profile(
         Per sample (``audio_too_short``, ``audio_silent``, ``unsupported_format``...), or
         ``insufficient_voiced_audio`` for all samples together.
     """
-    from autovoice.engines import ENGINES, get_engine
+    from autovoice.engines import ENGINES, load_engine
     from autovoice.metrics.similarity import speaker_embedding
 
     settings = settings or get_settings()
@@ -154,10 +154,10 @@ def build_profile(
     embedding = (embedding / np.linalg.norm(embedding)).astype(np.float32)
 
     features: dict[str, np.ndarray] = {}
-    names = list(ENGINES) if engines is None else list(engines)
+    names = list(ENGINES.names) if engines is None else list(engines)
     for j, engine_name in enumerate(names):
         progress(0.65 + 0.3 * j / max(len(names), 1), f"features:{engine_name}")
-        engine = get_engine(engine_name)
+        engine = load_engine(engine_name, device=device, settings=settings)
         for key, value in engine.profile_features(audio, sr=common_sr, f0=f0).items():
             features[f"{engine_name}.{key}"] = np.asarray(value)
     progress(1.0, "done")

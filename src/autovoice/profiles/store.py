@@ -76,8 +76,7 @@ class ProfileStore:
             if not replace:
                 raise ConflictError(
                     "profile_exists",
-                    f"A profile named '{profile.name}' already exists. Delete it first or rebuild it with "
-                    "--replace.",
+                    f"A profile named '{profile.name}' already exists. Delete it first or replace it.",
                     {"profile": profile.name},
                 )
             previous = self._read(old)

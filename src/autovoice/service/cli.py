@@ -12,16 +12,13 @@ Heavy modules are imported inside the commands, so ``autovoice --help`` stays fa
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from autovoice.errors import AutoVoiceError
+from autovoice.clitools import JsonOpt, emit, table
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys for the HTTP API.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def _db() -> Any:
@@ -33,14 +30,6 @@ def _db() -> Any:
     return db
 
 
-def _fail(exc: AutoVoiceError, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
-    else:
-        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2 if exc.caller_error else 1)
-
-
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
@@ -50,16 +39,13 @@ def apikey_create(
     """Create an API key. The key is printed once; only its hash is stored."""
     from autovoice.service.auth import create_api_key
 
-    try:
-        record, token = create_api_key(_db(), name, note=note)
-    except AutoVoiceError as exc:
-        _fail(exc, as_json)
-        return
-    if as_json:
-        sys.stdout.write(json.dumps({**record, "key": token}, indent=2) + "\n")
-        return
-    typer.echo(f"Created API key {record['id']} ({record['name']}). Store it now, it is not shown again:")
-    typer.echo(token)
+    record, token = create_api_key(_db(), name, note=note)
+
+    def human() -> None:
+        typer.echo(f"Created API key {record['id']} ({record['name']}). Store it now, it is not shown again:")
+        typer.echo(token)
+
+    emit({**record, "key": token}, as_json, human)
 
 
 @apikey_app.command("list")
@@ -71,14 +57,24 @@ def apikey_list(
     from autovoice.service.auth import list_api_keys
 
     keys = list_api_keys(_db(), include_revoked=all_keys)
-    if as_json:
-        sys.stdout.write(json.dumps({"keys": keys}, indent=2) + "\n")
-        return
-    if not keys:
-        typer.echo("No API keys. Create one with `autovoice apikey create NAME`.")
-    for k in keys:
-        state = "revoked" if k["revoked"] else f"last used {k['last_used_at'] or 'never'}"
-        typer.echo(f"{k['id']}  {k['prefix']}…  {k['name']}  created {k['created_at']}  {state}")
+
+    def human() -> None:
+        if not keys:
+            typer.echo("No API keys. Create one with `autovoice apikey create NAME`.")
+            return
+        rows = [
+            (
+                k["id"],
+                f"{k['prefix']}…",
+                k["name"],
+                k["created_at"],
+                "revoked" if k["revoked"] else (k["last_used_at"] or "never"),
+            )
+            for k in keys
+        ]
+        table(("ID", "PREFIX", "NAME", "CREATED", "LAST USED"), rows)
+
+    emit({"keys": keys}, as_json, human)
 
 
 @apikey_app.command("revoke")
@@ -89,15 +85,8 @@ def apikey_revoke(
     """Revoke an API key; requests using it are refused from now on."""
     from autovoice.service.auth import revoke_api_key
 
-    try:
-        record = revoke_api_key(_db(), key)
-    except AutoVoiceError as exc:
-        _fail(exc, as_json)
-        return
-    if as_json:
-        sys.stdout.write(json.dumps(record, indent=2) + "\n")
-    else:
-        typer.echo(f"Revoked {record['id']} ({record['name']}).")
+    record = revoke_api_key(_db(), key)
+    emit(record, as_json, lambda: typer.echo(f"Revoked {record['id']} ({record['name']})."))
 
 
 def serve(
@@ -121,11 +110,8 @@ def worker(
     """Run a Celery worker for distributed mode (needs AUTOVOICE_BROKER_URL and AUTOVOICE_DATABASE_URL)."""
     from autovoice.config import get_settings
     from autovoice.jobs.worker import run_worker
-    from autovoice.service.observability import configure_logging
+    from autovoice.service.logs import configure_server_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level)
-    try:
-        run_worker(settings, concurrency=concurrency, name=name, loglevel=settings.log_level)
-    except AutoVoiceError as exc:
-        _fail(exc, False)
+    configure_server_logging(settings)
+    run_worker(settings, concurrency=concurrency, name=name, loglevel=settings.log_level)

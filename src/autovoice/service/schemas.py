@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autovoice.pipeline.options import ConversionOptions
+
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-PresetName = Literal["fast", "balanced", "quality"]
-SeparationName = Literal["auto", "demucs", "none"]
 Stem = Literal["mix", "vocals", "accompaniment"]
 
 
@@ -66,25 +66,72 @@ class ProfileList(BaseModel):
     profiles: list[ProfilePublic]
 
 
-class ConversionCreate(BaseModel):
-    """The form fields of ``POST /api/v1/conversions`` (besides the files)."""
+class ConversionParams(ConversionOptions):
+    """A job's parameters as the API shows them: its :class:`ConversionOptions` and what it converts."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    profile_id: str = Field(min_length=1, max_length=80)
-    pitch_shift: float | None = Field(default=None, ge=-24, le=24, description="Semitones.")
-    auto_key: bool = False
-    preset: PresetName = "balanced"
-    separation: SeparationName = "auto"
-
-
-class ConversionParams(BaseModel):
-    profile_id: str
-    pitch_shift: float | None = None
-    auto_key: bool = False
-    preset: str = "balanced"
-    separation: str = "auto"
+    profile_id: str = Field(description="The target voice profile.")
     filename: str | None = Field(default=None, description="The uploaded file's name, for display.")
+
+
+def conversion_form_schema() -> dict[str, Any]:
+    """The ``multipart/form-data`` body of ``POST /api/v1/conversions``, derived from
+    :class:`ConversionOptions` (plus the files and the profile) so the two cannot disagree."""
+    from autovoice.engines import ENGINES
+
+    options = ConversionOptions.model_json_schema()
+    props: dict[str, Any] = {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "minLength": 1,
+            "description": "The song or vocal.",
+        },
+        "profile_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 80,
+            "description": "Target profile id.",
+        },
+        "accompaniment": {
+            "type": "string",
+            "format": "binary",
+            "minLength": 1,
+            "description": "An accompaniment to mix back.",
+        },
+    }
+    for name, prop in options["properties"].items():
+        prop = dict(prop)
+        branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+        if branches:  # optional fields are left out of a form rather than sent as null
+            prop.update(branches[0])
+        prop.pop("title", None)
+        props[name] = prop
+    # In a form, auto key is asked for by sending it; leaving it out means a manual (or no) shift.
+    props["auto_key"] = {"type": "boolean", "const": True, "description": props["auto_key"]["description"]}
+    engine_schemas = [c["options"] for c in ENGINES.describe() if c["options"]]
+    props["engine_options"] = {
+        "description": options["properties"]["engine_options"].get("description", ""),
+        **(engine_schemas[0] if len(engine_schemas) == 1 else {"anyOf": engine_schemas}),
+    }
+    props["engine_options"].pop("title", None)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "profile_id"],
+                        "properties": props,
+                        "additionalProperties": False,
+                        # pitch_shift and auto_key exclude each other (auto key computes the shift).
+                        "not": {"required": ["pitch_shift", "auto_key"]},
+                    },
+                    "encoding": {"engine_options": {"contentType": "application/json"}},
+                }
+            },
+        }
+    }
 
 
 class JobPublic(BaseModel):
@@ -110,10 +157,22 @@ class JobPublic(BaseModel):
     cancel_requested: bool = False
 
 
+#: A visible character: not whitespace, not an invisible format character (what text preparation drops).
+_VISIBLE = (
+    "[^\\s\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
 class TtsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=5000)
+    text: str = Field(
+        min_length=1,
+        max_length=5000,
+        # At least one visible character (whitespace and invisible format characters do not count).
+        pattern=_VISIBLE,
+        description="What to say. A text with no speakable word (only punctuation) is refused: `empty_text`.",
+    )
     voice: str | None = Field(
         default=None, max_length=100, description="A name from `GET /api/v1/voices`; default `joe`."
     )

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from autovoice.errors import (
     AudioError,
@@ -27,7 +26,7 @@ from autovoice.errors import (
     UnsupportedFormatError,
 )
 from autovoice.jobs import QueueUnavailableError
-from autovoice.service.schemas import ConversionCreate, JobPublic, TtsRequest
+from autovoice.service.schemas import ConversionParams, JobPublic, TtsRequest
 from autovoice.service.state import ServiceState
 from autovoice.service.uploads import MultipartForm, UploadedFile
 from autovoice.storage import blobs
@@ -37,16 +36,10 @@ API = "/api/v1"
 _STEM_FILES = {"mix": blobs.MIX, "vocals": blobs.VOCALS, "accompaniment": blobs.ACCOMPANIMENT}
 
 
-def _invalid(exc: ValidationError) -> ParameterError:
-    errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    first = errors[0]
-    where = ".".join(first["loc"]) or "request"
-    return ParameterError("invalid_parameter", f"Invalid {where}: {first['msg']}.", {"errors": errors})
-
-
-def _check_audio_file(state: ServiceState, f: UploadedFile) -> None:
-    """Header-level checks of an upload (format, duration, rate, channels); the job decodes fully."""
-    from autovoice.audio import check_limits, probe
+def _check_audio_file(state: ServiceState, f: UploadedFile, *, decode: bool = False) -> None:
+    """Checks of an upload: the header (format, duration, rate, channels), then with ``decode`` the
+    samples themselves (silence, NaN), so that a job is only queued for audio it can convert."""
+    from autovoice.audio import check_limits, load, probe
 
     try:
         info = probe(f.path, settings=state.settings)
@@ -70,6 +63,11 @@ def _check_audio_file(state: ServiceState, f: UploadedFile) -> None:
             f"{state.settings.min_audio_seconds:.1f} s is needed.",
             {"duration_s": round(info.duration_s, 3), "min_s": state.settings.min_audio_seconds},
         )
+    if decode:
+        try:
+            load(f.path, settings=state.settings)  # validates: audio_silent, audio_invalid_samples...
+        except AutoVoiceError as exc:
+            raise _in_client_terms(exc, f) from None
 
 
 def _in_client_terms(exc: AutoVoiceError, f: UploadedFile) -> AutoVoiceError:
@@ -132,24 +130,29 @@ def job_public(snapshot: dict[str, Any]) -> JobPublic:
         base = f"{API}/conversions/{doc['id']}/audio?stem="
         doc["result"] = {name: base + name for name in doc["result"] if name in _STEM_FILES}
     params = dict(doc.get("params") or {})
-    doc["params"] = {
-        k: params.get(k)
-        for k in ("profile_id", "pitch_shift", "auto_key", "preset", "separation", "filename")
-    }
+    doc["params"] = {k: params[k] for k in ConversionParams.model_fields if k in params}
     return JobPublic.model_validate(doc)
 
 
 def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> JobPublic:
-    """Validate an uploaded conversion request, store the job row (``queued``) and enqueue it."""
-    from autovoice.pipeline import check_options
+    """Validate an uploaded conversion request (options, profile, audio), store the job row
+    (``queued``) and enqueue it. Every refusal happens here, before the 202."""
+    from autovoice.pipeline import ConversionOptions
 
-    try:
-        opts = ConversionCreate.model_validate(form.fields)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    check_options(
-        pitch_shift=opts.pitch_shift, auto_key=opts.auto_key, preset=opts.preset, separation=opts.separation
-    )
+    fields = dict(form.fields)
+    unknown = sorted(set(fields) - set(ConversionOptions.model_fields) - {"profile_id"})
+    if unknown:
+        raise ParameterError(
+            "invalid_parameter", f"Unexpected form field '{unknown[0][:40]}'.", {"field": unknown[0][:40]}
+        )
+    profile_id = fields.pop("profile_id", "")
+    if not profile_id or len(profile_id) > 80:
+        raise ParameterError(
+            "invalid_parameter",
+            "The form field 'profile_id' (1-80 characters) is required.",
+            {"field": "profile_id"},
+        )
+    options = ConversionOptions.parse(fields)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:
         raise ParameterError(
@@ -159,19 +162,20 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         raise ParameterError(
             "invalid_parameter", "Upload at most one 'accompaniment'.", {"field": "accompaniment"}
         )
-    state.profiles.summary(opts.profile_id)  # profile_not_found before any slow work
+    state.profiles.summary(profile_id)  # profile_not_found before any slow work
     folder = state.blobs.job_dir(job_id)
     src = inputs[0]
-    _check_audio_file(state, src)
+    _check_audio_file(state, src, decode=True)
     input_name = f"input{src.path.suffix}"
     os.replace(src.path, folder / input_name)
     acc_name = None
     if accs:
-        _check_audio_file(state, accs[0])
+        _check_audio_file(state, accs[0], decode=True)
         acc_name = f"accompaniment{accs[0].path.suffix}"
         os.replace(accs[0].path, folder / acc_name)
     params = {
-        **opts.model_dump(),
+        **options.to_params(),
+        "profile_id": profile_id,
         "input": input_name,
         "accompaniment": acc_name,
         "filename": src.filename,
@@ -182,7 +186,7 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
     except QueueUnavailableError as exc:
         state.jobs.fail(job_id, exc.to_dict())
         raise
-    log.info("job %s queued (%s, preset %s)", job_id, src.filename, opts.preset)
+    log.info("job %s queued (%s, preset %s)", job_id, src.filename, options.preset)
     return job_public(snapshot)
 
 

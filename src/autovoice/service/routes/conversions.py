@@ -16,7 +16,7 @@ from autovoice.errors import AutoVoiceError
 from autovoice.jobs import event_for, new_job_id
 from autovoice.service import services
 from autovoice.service.auth import token_from_headers
-from autovoice.service.schemas import ErrorResponse, JobPublic, Stem, error_responses
+from autovoice.service.schemas import ErrorResponse, JobPublic, Stem, conversion_form_schema, error_responses
 from autovoice.service.state import ServiceState, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
@@ -29,32 +29,6 @@ router = APIRouter(
 JobId = Annotated[str, Path(max_length=80, description="A job id, `job_...`.")]
 #: Without an event for this long, the WebSocket re-reads the row (events are a fast path only).
 POLL_S = 2.0
-_SUBMIT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "profile_id"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "The song or vocal."},
-                        "profile_id": {"type": "string", "maxLength": 80},
-                        "accompaniment": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "An accompaniment to mix back in.",
-                        },
-                        "pitch_shift": {"type": "number", "minimum": -24, "maximum": 24},
-                        "auto_key": {"type": "boolean", "default": False},
-                        "preset": {"type": "string", "enum": ["fast", "balanced", "quality"]},
-                        "separation": {"type": "string", "enum": ["auto", "demucs", "none"]},
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 def _job_json(job: JobPublic, status: int) -> JSONResponse:
@@ -68,7 +42,7 @@ def _job_json(job: JobPublic, status: int) -> JSONResponse:
     status_code=202,
     response_model=JobPublic,
     dependencies=[Depends(guard), Depends(job_limit)],
-    openapi_extra=_SUBMIT_BODY,
+    openapi_extra=conversion_form_schema(),
     responses=error_responses(413, 415, 503),
 )
 async def create_conversion(request: Request, state: State) -> JSONResponse:

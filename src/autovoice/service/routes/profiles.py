@@ -27,11 +27,17 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["name", "files"],
+                    "additionalProperties": False,
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "name": {
+                            "type": "string",
+                            "pattern": r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$",
+                            "description": "Letters, digits, spaces, '_', '-', '.'; a letter or digit first.",
+                        },
                         "files": {
                             "type": "array",
-                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "items": {"type": "string", "format": "binary", "minLength": 1},
                             "description": "Recordings of one voice (10 s to a few minutes in all).",
                         },
                     },

@@ -14,7 +14,7 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["tts"],
     dependencies=[Depends(guard)],
-    responses=error_responses(401, 404, 422, 429, 503),
+    responses=error_responses(400, 401, 404, 422, 429, 503),
 )
 
 

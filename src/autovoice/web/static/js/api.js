@@ -156,14 +156,22 @@ export const api = {
 
   listVoices: async () => (await getJson("api/v1/voices")).voices || [],
 
-  submitConversion: async ({ file, profileId, pitchShift, autoKey, preset, separation, accompaniment }) => {
+  /** What a conversion can choose from: {engines, f0_methods, separation, presets, metrics_levels, defaults}. */
+  catalog: () => getJson("api/v1/engines"),
+
+  /**
+   * Start a conversion. `options` holds ConversionOptions fields (engine, f0_method, preset, pitch_shift,
+   * auto_key, separation, metrics, engine_options); empty, null or false values are left out, so the
+   * server's defaults apply.
+   */
+  submitConversion: async ({ file, profileId, accompaniment, options = {} }) => {
     const form = new FormData();
     form.append("file", file, file.name);
     form.append("profile_id", profileId);
-    if (autoKey) form.append("auto_key", "true");
-    else if (pitchShift !== null && pitchShift !== undefined) form.append("pitch_shift", String(pitchShift));
-    form.append("preset", preset);
-    form.append("separation", separation);
+    for (const [name, value] of Object.entries(options)) {
+      if (value === null || value === undefined || value === "" || value === false) continue;
+      form.append(name, value === true ? "true" : String(value));
+    }
     if (accompaniment) form.append("accompaniment", accompaniment, accompaniment.name);
     return (await request("POST", "api/v1/conversions", { form })).json();
   },

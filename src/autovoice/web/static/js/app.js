@@ -1,7 +1,7 @@
 // Entry point: tabs, the API key panel, server info, and the three sections.
 
 import { api, getApiKey, isKeyRemembered, loadStoredKey, onKeyChange, setApiKey } from "./api.js";
-import { initConvert, selectProfile } from "./convert.js";
+import { initConvert, refreshCatalog, selectProfile } from "./convert.js";
 import { initSpeak, refreshVoices } from "./speak.js";
 import { $, clearError, onAuthError, showError } from "./ui.js";
 import { initVoices, refreshProfiles } from "./voices.js";
@@ -50,7 +50,7 @@ function openKeyPanel(open) {
 }
 
 async function reloadData() {
-  await Promise.all([refreshProfiles(), refreshVoices(), serverInfo()]);
+  await Promise.all([refreshProfiles(), refreshVoices(), refreshCatalog(), serverInfo()]);
 }
 
 function setupKey() {

@@ -1,5 +1,5 @@
-// Convert: submit a song, follow the job (WebSocket, polling as the fallback), then the A/B players,
-// downloads, the quality report and the F0 contours.
+// Convert: the choices come from GET /api/v1/engines; submit a song, follow the job (WebSocket, polling
+// as the fallback), then the warnings, the A/B players, downloads, the quality report and the F0 contours.
 
 import { ApiError, api } from "./api.js";
 import { contourChart, legend } from "./charts.js";
@@ -34,6 +34,7 @@ const state = {
   resultUrl: null,
   job: null,
   series: null,
+  catalog: null,
 };
 
 export const stageLabel = (stage) => STAGES[stage] || (stage ? stage.charAt(0).toUpperCase() + stage.slice(1).replaceAll("_", " ") : "");
@@ -119,6 +120,101 @@ export function followJob(id, onUpdate, { pollMs = 1000 } = {}) {
   });
 }
 
+// -- choices (GET /api/v1/engines) -------------------------------------------------------------------
+// The names come from the server's catalog; these only word the report levels and presets, which the
+// catalog lists by name. A name missing here is shown as it is.
+const LEVEL_TEXT = {
+  fast: ["Fast", "Pitch accuracy, voice similarity and DNSMOS, measured on bounded windows of the result."],
+  full: ["Full", "The same measures over the whole result; slower on long songs."],
+  off: ["Off", "No quality report: the job finishes sooner; only timings are shown."],
+};
+const PRESET_TEXT = { fast: "Fast", balanced: "Balanced", quality: "Quality" };
+const PRESET_F0 = "Preset's choice";
+const titleCase = (name) => (name ? name.charAt(0).toUpperCase() + name.slice(1).replaceAll("_", " ") : "");
+
+/** Each select: where its choices are in the catalog, and how an entry becomes {value, text, description}. */
+const CHOICES = [
+  { select: "#convert-engine", help: "#engine-help", list: (c) => c.engines, def: (c) => c.defaults.engine },
+  {
+    select: "#convert-f0", help: "#f0-help", list: (c) => c.f0_methods, def: () => "",
+    // Left out of the form, the preset picks the tracker.
+    first: { name: "", text: PRESET_F0, description: "Each preset picks its own pitch tracker; choose one to override it." },
+  },
+  {
+    select: "#convert-preset", help: null, list: (c) => (c.presets || []).map((n) => ({ name: n, text: PRESET_TEXT[n] || titleCase(n) })),
+    def: (c) => c.defaults.preset,
+  },
+  { select: "#convert-separation", help: "#separation-help", list: (c) => c.separation, def: (c) => c.defaults.separation },
+  {
+    select: "#convert-metrics", help: "#metrics-help",
+    list: (c) => (c.metrics_levels || []).map((n) => ({ name: n, text: (LEVEL_TEXT[n] || [titleCase(n)])[0], description: (LEVEL_TEXT[n] || [])[1] || "" })),
+    def: (c) => c.defaults.metrics,
+  },
+];
+
+function showChoiceHelp(spec) {
+  if (!spec.help) return;
+  const opt = $(spec.select).selectedOptions[0];
+  $(spec.help).textContent = (opt && opt.title) || "";
+}
+
+/** The selected engine's own options (from its JSON schema) as a hint under the JSON field. */
+function showEngineOptions() {
+  const help = $("#engine-options-help");
+  const engine = (state.catalog && state.catalog.engines || []).find((e) => e.name === $("#convert-engine").value);
+  const props = (engine && engine.options && engine.options.properties) || {};
+  const names = Object.keys(props);
+  help.replaceChildren(`Leave empty for the engine's defaults.${names.length ? ` ${engine.name} accepts:` : ""}`);
+  if (!names.length) return;
+  help.append(el("ul", { class: "option-list" }, names.map((n) => {
+    const p = props[n];
+    const type = p.type || (p.anyOf || []).map((b) => b.type).filter((t) => t && t !== "null").join(" | ");
+    const range = [p.minimum ?? p.exclusiveMinimum, p.maximum ?? p.exclusiveMaximum];
+    const bits = [type, range.some((v) => v !== undefined) ? `${range[0] ?? "…"}..${range[1] ?? "…"}` : null,
+      p.default !== undefined ? `default ${JSON.stringify(p.default)}` : null].filter(Boolean).join(", ");
+    return el("li", {}, el("code", { text: n }), bits ? ` (${bits})` : "", p.description ? `: ${p.description}` : "");
+  })));
+}
+
+function fillChoices(catalog) {
+  for (const spec of CHOICES) {
+    const sel = $(spec.select);
+    const keep = sel.dataset.loaded ? sel.value : null;
+    const entries = [...(spec.first ? [spec.first] : []), ...(spec.list(catalog) || [])];
+    sel.replaceChildren(...entries.map((c) => el("option", {
+      value: c.name, text: c.text || c.name, title: c.description || null,
+    })));
+    const want = keep ?? spec.def(catalog) ?? "";
+    if ([...sel.options].some((o) => o.value === want)) sel.value = want;
+    sel.disabled = false;
+    sel.dataset.loaded = "true";
+    showChoiceHelp(spec);
+  }
+  showEngineOptions();
+}
+
+/** Load the choices; when the catalog cannot be read the form still works with the server's defaults. */
+export async function refreshCatalog() {
+  const status = $("#catalog-status");
+  try {
+    state.catalog = await api.catalog();
+    fillChoices(state.catalog);
+    status.textContent = "";
+    $("#convert-form").dataset.catalog = "ready";
+  } catch (err) {
+    state.catalog = null;
+    for (const spec of CHOICES) {
+      const sel = $(spec.select);
+      if (sel.dataset.loaded) continue;
+      sel.replaceChildren(el("option", { value: "", text: "Server default" }));
+      sel.disabled = false;
+      if (spec.help) $(spec.help).textContent = "";
+    }
+    status.textContent = `The choices could not be loaded (${err.message}); the server's defaults will be used.`;
+    $("#convert-form").dataset.catalog = "failed";
+  }
+}
+
 // -- form ---------------------------------------------------------------------------------------------
 function pitchMode() {
   return document.querySelector('input[name="pitch-mode"]:checked').value;
@@ -149,16 +245,28 @@ function setFile(file) {
   clearError($("#convert-error"));
 }
 
+const isNum = (x) => x !== null && x !== undefined && x !== "" && Number.isFinite(Number(x));
+
+/** The pitch plan in one line ("Planned shift: +2.00 semitones (auto key; ideal +1.63); …"), or null. */
 function planText(metrics) {
   const plan = metrics.pitch_plan || {};
   const shift = metrics.pitch_shift_semitones ?? plan.shift_semitones;
-  if (shift === undefined || shift === null) return null;
+  if (!isNum(shift)) return null;
   let text = `Planned shift: ${signed(shift, 2)} semitones`;
-  if (plan.auto_key) {
-    text += ` (auto key${plan.ideal_shift_semitones !== null && plan.ideal_shift_semitones !== undefined ? `; ideal ${signed(plan.ideal_shift_semitones, 2)}` : ""})`;
-  }
-  if (plan.capped_frames) text += `; ${plan.capped_frames} frames moved by an octave to stay in range`;
+  if (plan.auto_key) text += ` (auto key${isNum(plan.ideal_shift_semitones) ? `; ideal ${signed(plan.ideal_shift_semitones, 2)}` : ""})`;
+  const moved = movedText(plan);
+  if (moved) text += `; ${moved}`;
   return `${text}.`;
+}
+
+/** "8.0 % of voiced frames moved by an octave" from moved_share (0..1), else from capped_frames. */
+function movedText(plan) {
+  if (isNum(plan.moved_share)) {
+    const share = Number(plan.moved_share);
+    return share > 0 ? `${fmt(100 * share, 1)} % of voiced frames moved by an octave` : "no frames moved by an octave";
+  }
+  if (isNum(plan.capped_frames) && Number(plan.capped_frames) > 0) return `${plan.capped_frames} frames moved by an octave to stay in range`;
+  return null;
 }
 
 // -- progress -----------------------------------------------------------------------------------------
@@ -186,62 +294,174 @@ function pitchVerdict(cents) {
   return "poor";
 }
 
-function renderReport(job) {
+/** A warning as {code, message}: the result document's are objects, a report's own are strings. */
+function asWarning(w) {
+  if (w && typeof w === "object") return { code: String(w.code || "warning"), message: String(w.message || w.code || "") };
+  const text = String(w);
+  const m = /^([a-z][a-z0-9_]*): (.+)$/s.exec(text); // "dnsmos: ..." names the measure it is about
+  return m ? { code: m[1], message: m[2] } : { code: "warning", message: text };
+}
+
+/** The result's warnings as yellow notices (message first, the code small). Returns their messages. */
+function renderWarnings(job) {
+  const box = $("#result-warnings");
+  const list = ((job.metrics || {}).warnings || []).map(asWarning);
+  box.replaceChildren(...list.map((w) => el("div", { class: "notice notice-warn", "data-code": w.code },
+    el("span", { class: "notice-icon", "aria-hidden": "true", text: "⚠" }),
+    el("div", { class: "notice-body" },
+      el("p", { class: "notice-message" }, el("strong", { text: "Warning: " }), w.message),
+      el("code", { class: "notice-code", text: w.code })))));
+  box.hidden = !list.length;
+  return new Set(list.map((w) => w.message));
+}
+
+/** The report level: the report's own `level`, else the one asked for. */
+function reportLevel(job) {
+  const m = job.metrics || {};
+  return (m.metrics && m.metrics.level) || (m.options || {}).metrics || job.params.metrics || null;
+}
+
+/** What ran: engine, preset, F0 method, separation, pitch, report level, timings. */
+function renderFacts(job) {
+  const m = job.metrics || {};
+  const asked = { ...job.params, ...(m.options || {}) };
+  const plan = m.pitch_plan || {};
+  const shift = m.pitch_shift_semitones ?? plan.shift_semitones;
+  const rows = [];
+  const add = (key, label, value, note = null) => {
+    if (value === null || value === undefined || value === "") return;
+    rows.push(el("div", { class: "fact", "data-key": key },
+      el("dt", { text: label }), el("dd", {}, String(value), note ? el("span", { class: "hint", text: ` ${note}` }) : null)));
+  };
+  add("engine", "Engine", m.engine || asked.engine);
+  add("preset", "Preset", m.preset || asked.preset);
+  add("f0_method", "F0 method", m.f0_method || asked.f0_method, asked.f0_method ? null : "(the preset's)");
+  const sep = m.separation || asked.separation;
+  const sepNote = asked.separation && sep !== asked.separation ? `(${asked.separation})`
+    : sep === "none" ? (job.params.accompaniment ? "(accompaniment given)" : "(the input is used as the vocal)") : null;
+  add("separation", "Separation", sep, sepNote);
+  if (isNum(shift)) {
+    const how = [plan.auto_key ? "auto key" : null,
+      isNum(plan.ideal_shift_semitones) ? `ideal ${signed(plan.ideal_shift_semitones, 2)} st` : null].filter(Boolean);
+    add("pitch", "Pitch shift", `${signed(shift, 2)} st`, how.length ? `(${how.join(", ")})` : null);
+    if (isNum(plan.moved_share)) {
+      const phrases = Number(plan.phrases) > 0 && isNum(plan.phrases_moved) ? ` (${plan.phrases_moved} of ${plan.phrases} phrases)` : "";
+      add("moved", "Octave moves", `${fmt(100 * Number(plan.moved_share), 1)} %`, `of voiced frames moved by an octave${phrases}`);
+    } else if (Number(plan.capped_frames) > 0) {
+      add("moved", "Octave moves", `${plan.capped_frames} frames`, "moved by an octave to stay in range");
+    }
+  }
+  add("report", "Quality report", reportLevel(job));
+  if (isNum(m.processing_seconds)) add("time", "Time", `${fmt(m.processing_seconds, 1)} s`, isNum(m.audio_seconds) ? `for ${fmt(m.audio_seconds, 1)} s of audio` : null);
+  $("#result-facts").replaceChildren(...rows);
+}
+
+function speedSection(job) {
   const m = job.metrics || {};
   const q = m.metrics || {};
-  const p = q.pitch || {};
-  const d = q.dnsmos || {};
+  const r = m.rtf ?? q.rtf;
+  return el("section", { class: "metric", "aria-labelledby": "m-speed" },
+    el("h4", { id: "m-speed", text: "Speed" }),
+    el("p", { class: "big" }, `RTF ${fmt(r, 2)}`,
+      el("span", { class: "hint", text: Number(r) > 0 && Number(r) < 1 ? ` · ${fmt(1 / r, 1)}× faster than real time` : isNum(r) ? " · slower than real time" : "" })),
+    el("dl", { class: "kv" },
+      el("dt", { text: "Processing" }), el("dd", { text: `${fmt(m.processing_seconds, 1)} s for ${fmt(m.audio_seconds, 1)} s of audio` }),
+      m.metrics ? [el("dt", { text: "Quality metrics" }), el("dd", { text: `${fmt(q.metrics_seconds, 1)} s` })] : null,
+      el("dt", { text: "Engine / device" }), el("dd", { text: `${m.engine || job.params.engine || "–"} on ${m.device || job.device || "–"}` })));
+}
+
+function renderReport(job, shown = new Set()) {
+  const m = job.metrics || {};
+  const q = m.metrics;
+  const level = reportLevel(job);
+  const tag = $("#report-level");
+  tag.hidden = !level;
+  tag.textContent = level ? `level: ${level}` : "";
   const box = $("#report");
   box.replaceChildren();
-  if (!q || !Object.keys(q).length) {
-    box.append(el("p", { class: "hint", text: "This job has no quality report." }));
-  } else {
-    const gain = q.similarity_gain;
-    box.append(
-      el("section", { class: "metric", "aria-labelledby": "m-pitch" },
-        el("h4", { id: "m-pitch", text: "Pitch accuracy" }),
-        el("p", { class: "big" }, `${fmt(p.median_abs_cents, 1)} cents`, el("span", { class: "hint", text: ` median error · ${pitchVerdict(p.median_abs_cents)}` })),
-        el("dl", { class: "kv" },
-          el("dt", { text: "RMS error" }), el("dd", { text: `${fmt(p.rmse_cents, 1)} cents (${fmt(p.rmse_hz, 1)} Hz)` }),
-          el("dt", { text: "Off by > 50 cents" }), el("dd", { text: `${fmt(100 * p.frac_off_50_cents, 1)} % of frames` }),
-          el("dt", { text: "Melody correlation" }), el("dd", { text: fmt(p.correlation, 3) }),
-          el("dt", { text: "Voicing agreement" }), el("dd", { text: `${fmt(100 * p.voicing_agreement, 1)} %` }),
-          el("dt", { text: "Bias" }), el("dd", { text: `${signed(p.mean_cents, 1)} cents` }))),
-      el("section", { class: "metric", "aria-labelledby": "m-sim" },
-        el("h4", { id: "m-sim", text: "Similarity to the target voice" }),
-        meterRow("meter-sim-out", "Converted", q.similarity_to_target, { low: 0.5, high: 0.75, optimum: 1 }),
-        meterRow("meter-sim-src", "Source (floor)", q.similarity_source_to_target, { low: 0.5, high: 0.75, optimum: 1 }),
-        el("p", { class: Number(gain) > 0 ? "ok" : "warn-text" },
-          `Gain ${signed(gain, 3)}: `,
-          Number(gain) > 0 ? "the voice moved toward the target." : "the result is no closer to the target than the source.")),
-      el("section", { class: "metric", "aria-labelledby": "m-dnsmos" },
-        el("h4", { id: "m-dnsmos", text: "DNSMOS (1–5, higher is better)" }),
-        meterRow("meter-sig", "SIG (voice)", d.sig, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
-        meterRow("meter-bak", "BAK (background)", d.bak, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
-        meterRow("meter-ovrl", "OVRL (overall)", d.ovrl, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
-        d.windows ? el("p", { class: "hint", text: `${d.windows} window${d.windows > 1 ? "s" : ""} scored · P.808 ${fmt(d.p808, 2)}` }) : null),
-      el("section", { class: "metric", "aria-labelledby": "m-speed" },
-        el("h4", { id: "m-speed", text: "Speed" }),
-        el("p", { class: "big" }, `RTF ${fmt(m.rtf ?? q.rtf, 2)}`,
-          el("span", { class: "hint", text: Number(m.rtf) > 0 && Number(m.rtf) < 1 ? ` · ${fmt(1 / m.rtf, 1)}× faster than real time` : " · slower than real time" })),
-        el("dl", { class: "kv" },
-          el("dt", { text: "Processing" }), el("dd", { text: `${fmt(m.processing_seconds, 1)} s for ${fmt(m.audio_seconds, 1)} s of audio` }),
-          el("dt", { text: "Quality metrics" }), el("dd", { text: `${fmt(q.metrics_seconds, 1)} s` }),
-          el("dt", { text: "Engine / device" }), el("dd", { text: `${m.engine || "–"} on ${m.device || job.device || "–"}` }))),
-    );
+  box.dataset.state = q ? "report" : "none";
+  if (!q || typeof q !== "object" || !Object.keys(q).length) {
+    box.append(el("p", { class: "hint report-none", text: level === "off"
+      ? "No quality report: it was turned off for this conversion (Quality report: off). The timings are below."
+      : "This job has no quality report." }));
+    box.append(speedSection(job));
+    return;
   }
-  const warnings = q.warnings || [];
-  if (warnings.length) {
-    box.append(el("ul", { class: "warnings", "aria-label": "Report warnings" }, warnings.map((w) => el("li", { text: typeof w === "string" ? w : JSON.stringify(w) }))));
+  const p = q.pitch || {};
+  const d = q.dnsmos || {};
+  const gain = q.similarity_gain;
+  box.append(
+    el("section", { class: "metric", "aria-labelledby": "m-pitch" },
+      el("h4", { id: "m-pitch", text: "Pitch accuracy" }),
+      el("p", { class: "big" }, `${fmt(p.median_abs_cents, 1)} cents`, el("span", { class: "hint", text: ` median error · ${pitchVerdict(p.median_abs_cents)}` })),
+      el("dl", { class: "kv" },
+        el("dt", { text: "RMS error" }), el("dd", { text: `${fmt(p.rmse_cents, 1)} cents (${fmt(p.rmse_hz, 1)} Hz)` }),
+        el("dt", { text: "Off by > 50 cents" }), el("dd", { text: `${fmt(100 * p.frac_off_50_cents, 1)} % of frames` }),
+        el("dt", { text: "Melody correlation" }), el("dd", { text: fmt(p.correlation, 3) }),
+        el("dt", { text: "Voicing agreement" }), el("dd", { text: `${fmt(100 * p.voicing_agreement, 1)} %` }),
+        el("dt", { text: "Bias" }), el("dd", { text: `${signed(p.mean_cents, 1)} cents` }))),
+    el("section", { class: "metric", "aria-labelledby": "m-sim" },
+      el("h4", { id: "m-sim", text: "Similarity to the target voice" }),
+      meterRow("meter-sim-out", "Converted", q.similarity_to_target, { low: 0.5, high: 0.75, optimum: 1 }),
+      meterRow("meter-sim-src", "Source (floor)", q.similarity_source_to_target, { low: 0.5, high: 0.75, optimum: 1 }),
+      isNum(gain)
+        ? el("p", { class: Number(gain) > 0 ? "ok" : "warn-text" },
+          `Gain ${signed(gain, 3)}: `,
+          Number(gain) > 0 ? "the voice moved toward the target." : "the result is no closer to the target than the source.")
+        : el("p", { class: "hint", text: "Gain not measured." })),
+    el("section", { class: "metric", "aria-labelledby": "m-dnsmos" },
+      el("h4", { id: "m-dnsmos", text: "DNSMOS (1–5, higher is better)" }),
+      meterRow("meter-sig", "SIG (voice)", d.sig, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
+      meterRow("meter-bak", "BAK (background)", d.bak, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
+      meterRow("meter-ovrl", "OVRL (overall)", d.ovrl, { min: 1, max: 5, low: 2.5, high: 3.5, optimum: 5 }),
+      d.windows ? el("p", { class: "hint", text: `${d.windows} window${d.windows > 1 ? "s" : ""} scored · P.808 ${fmt(d.p808, 2)}` }) : null),
+    speedSection(job),
+  );
+  // The report's own notes (measures it could not take), unless the notices above already say them.
+  const notes = (q.warnings || []).map(asWarning).filter((w) => !shown.has(w.message));
+  if (notes.length) {
+    box.append(el("ul", { class: "warnings", "aria-label": "Report notes" }, notes.map((w) => el("li", { text: w.message }))));
   }
 }
 
-/** The contours the server sent, if any: metrics.f0 = {hop_s, source, intended?, output}. */
+/**
+ * Everything about a finished job that needs no audio: summary line, warnings, what ran, the pitch
+ * plan and the quality report. Exported for rendering tests (a job document in, the DOM out).
+ */
+export function renderOutcome(job) {
+  const m = job.metrics || {};
+  const profile = profileStore.get().find((p) => p.id === job.params.profile_id);
+  const source = job.params.filename || (state.file && state.file.name) || "input";
+  const plan = planText(m);
+  if (plan) updatePitchPlan(plan);
+  $("#result-summary").textContent = `${source} → ${profile ? profile.name : job.params.profile_id}`;
+  const shown = renderWarnings(job);
+  renderFacts(job);
+  renderReport(job, shown);
+  $("#result-json").textContent = JSON.stringify(job, null, 2);
+  return { source, profile };
+}
+
+/** The contours the server sent, if any: metrics.f0 = {hop_s, source, intended?, output?}
+ * (output is null when the report was off: the server did not re-track the result). */
 function serverContours(job) {
   const m = job.metrics || {};
   const c = m.f0 || m.contours || (m.metrics && (m.metrics.f0 || m.metrics.contours));
-  if (c && Array.isArray(c.source) && Array.isArray(c.output) && Number(c.hop_s) > 0) return c;
+  if (c && Array.isArray(c.source) && Number(c.hop_s) > 0) return c;
   return null;
+}
+
+/** The converted vocal (separated jobs) or the mix, to track in the browser. */
+async function outputForTracking(job, resultBlob) {
+  const m = job.metrics || {};
+  if (m.separation && m.separation !== "none" && job.result && job.result.vocals) {
+    try {
+      return await api.jobAudio(job.id, "vocals");
+    } catch {
+      return resultBlob;
+    }
+  }
+  return resultBlob;
 }
 
 async function drawContours(job, originalFile, resultBlob) {
@@ -259,18 +479,21 @@ async function drawContours(job, originalFile, resultBlob) {
       const hop = Number(fromServer.hop_s);
       series = [{ name: "Source", f0: fromServer.source, hop_s: hop, className: "c-source" }];
       if (Array.isArray(fromServer.intended)) series.push({ name: "Intended (pitch plan)", f0: fromServer.intended, hop_s: hop, className: "c-intended", dashed: true });
-      series.push({ name: "Converted (achieved)", f0: fromServer.output, hop_s: hop, className: "c-output" });
-      note.textContent = `Contours measured by the server (${(m.metrics || {}).f0_method || "F0 tracker"}).`;
+      const tracker = m.f0_method || (m.metrics || {}).f0_method || "F0 tracker";
+      if (Array.isArray(fromServer.output)) {
+        series.push({ name: "Converted (achieved)", f0: fromServer.output, hop_s: hop, className: "c-output" });
+        note.textContent = `Contours measured by the server (${tracker}).`;
+      } else {
+        // No report, so the server did not track the result: track it here.
+        const out = await decodeMono(await outputForTracking(job, resultBlob));
+        const b = await trackF0(out.samples, out.sr, { hopS: Math.max(0.01, out.duration / 1500) });
+        series.push({ name: "Converted (achieved)", f0: b.f0, hop_s: b.hop_s, className: "c-output" });
+        note.textContent = `Source and plan from the server (${tracker}); the converted line is measured in your browser `
+          + "with a simple pitch tracker, because the quality report was off.";
+      }
     } else {
       // The API sends no contours: measure both in the browser (converted vocals when separated).
-      let outBlob = resultBlob;
-      if (m.separation && m.separation !== "none" && job.result && job.result.vocals) {
-        try {
-          outBlob = await api.jobAudio(job.id, "vocals");
-        } catch {
-          outBlob = resultBlob;
-        }
-      }
+      const outBlob = await outputForTracking(job, resultBlob);
       const [src, out] = await Promise.all([decodeMono(originalFile), decodeMono(outBlob)]);
       const hopS = Math.max(0.01, Math.max(src.duration, out.duration) / 1500);
       const a = await trackF0(src.samples, src.sr, { hopS });
@@ -303,18 +526,8 @@ function renderChart() {
 async function showResult(job) {
   state.job = job;
   const m = job.metrics || {};
-  const card = $("#result-card");
-  card.hidden = false;
-  const profile = profileStore.get().find((p) => p.id === job.params.profile_id);
-  const source = job.params.filename || (state.file && state.file.name) || "input";
-  const plan = planText(m);
-  if (plan) updatePitchPlan(plan);
-  $("#result-summary").textContent = [
-    `${source} → ${profile ? profile.name : job.params.profile_id}`,
-    `preset ${m.preset || job.params.preset}`,
-    `separation ${m.separation || job.params.separation}`,
-    plan ? plan.replace(/\.$/, "") : null,
-  ].filter(Boolean).join(" · ");
+  $("#result-card").hidden = false;
+  const { source, profile } = renderOutcome(job);
 
   $("#audio-a").src = state.originalUrl || "";
   const blob = await api.jobAudio(job.id, "mix");
@@ -341,8 +554,6 @@ async function showResult(job) {
       }
     };
   }
-  renderReport(job);
-  $("#result-json").textContent = JSON.stringify(job, null, 2);
   drawContours(job, state.file, blob);
 }
 
@@ -384,6 +595,9 @@ export function initConvert() {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(renderChart, 150);
   });
+
+  for (const spec of CHOICES) $(spec.select).addEventListener("change", () => showChoiceHelp(spec));
+  $("#convert-engine").addEventListener("change", showEngineOptions);
 
   const range = $("#pitch-range");
   const num = $("#pitch-shift");
@@ -443,11 +657,17 @@ export function initConvert() {
       const job = await api.submitConversion({
         file: state.file,
         profileId,
-        pitchShift,
-        autoKey,
-        preset: $("#convert-preset").value,
-        separation: $("#convert-separation").value,
         accompaniment: $("#acc-file").files[0] || null,
+        options: {
+          engine: $("#convert-engine").value,
+          f0_method: $("#convert-f0").value,
+          preset: $("#convert-preset").value,
+          separation: $("#convert-separation").value,
+          metrics: $("#convert-metrics").value,
+          auto_key: autoKey,
+          pitch_shift: autoKey ? null : pitchShift,
+          engine_options: $("#engine-options").value.trim(),
+        },
       });
       submitted = true;
       state.jobId = job.id;

@@ -1,0 +1,75 @@
+"""The helpers every ``autovoice`` command uses: the ``--json`` option, output, progress bars, errors.
+
+One set for the whole CLI (``cli.py`` and ``service/cli.py``). Commands raise
+:class:`~autovoice.errors.AutoVoiceError`; :func:`autovoice.cli.run` prints it once (with
+:func:`report_error`) and picks the exit code. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from autovoice.errors import AutoVoiceError
+
+log = logging.getLogger("autovoice")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def emit(doc: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    """Print ``doc`` as the one JSON document on stdout, or call ``human`` to print it for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+    else:
+        human()
+
+
+def report_error(exc: AutoVoiceError, as_json: bool, hint: str | None = None) -> None:
+    """An error on stderr (``error [code]: message``), and as ``{"error": ...}`` on stdout with --json."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": exc.to_dict()}, default=str) + "\n")
+    typer.secho(f"error [{exc.code}]: {exc.message}", fg=typer.colors.RED, err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table on stdout, with a header row."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for j, row in enumerate(cells):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        typer.secho(line, bold=j == 0)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[float, str], None]]:
+    """A rich progress bar on stderr, fed by ``progress(fraction, stage)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield lambda fraction, stage: log.debug("progress %.2f %s", fraction, stage)
+        return
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def report(fraction: float, stage: str) -> None:
+            bar.update(task, completed=fraction, description=stage)
+
+        yield report

@@ -1,0 +1,32 @@
+"""What a conversion can choose from, in one document: engines, F0 methods, separation backends, presets
+and report levels, each with a description and (engines) its options' JSON schema.
+
+``autovoice engines`` prints it and ``GET /api/v1/engines`` returns it; the web page builds its choices
+from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+
+def catalog() -> dict[str, Any]:
+    from autovoice.analysis.f0 import F0_METHODS
+    from autovoice.engines import DEFAULT_ENGINE, ENGINES
+    from autovoice.metrics import ReportLevel
+    from autovoice.pipeline.presets import PRESETS
+    from autovoice.separation import SEPARATORS
+
+    return {
+        "engines": ENGINES.describe(),
+        "f0_methods": F0_METHODS.describe(),
+        "separation": SEPARATORS.describe(),
+        "presets": list(PRESETS),
+        "metrics_levels": list(get_args(ReportLevel)),
+        "defaults": {
+            "engine": DEFAULT_ENGINE,
+            "preset": "balanced",
+            "separation": "auto",
+            "metrics": "fast",
+        },
+    }
