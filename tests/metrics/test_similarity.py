@@ -134,3 +134,24 @@ def test_voiced_embedding_reports_and_caps_the_seconds_used(
     capped, capped_s = voiced_embedding_16k(y, device="cpu", max_seconds=2.0)
     assert capped_s == pytest.approx(2.0)
     assert cosine_similarity(capped, whole) > 0.85  # 2 s already says who speaks
+
+
+def test_our_mel_and_embedding_match_resemblyzers_own() -> None:
+    """``embed_utterance`` replaces resemblyzer's librosa mel (a 1.6 s cold import) with numpy: same
+    spectrogram, same embedding."""
+    import librosa
+
+    from autovoice.metrics.similarity import embed_utterance, mel_frames
+    from autovoice.models.cache import load_voice_encoder
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 16_000) / 16_000
+    wav = (0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * t)) + 0.01 * rng.standard_normal(t.size)).astype(
+        np.float32
+    )
+    theirs = librosa.feature.melspectrogram(y=wav, sr=16_000, n_fft=400, hop_length=160, n_mels=40).T
+    ours = mel_frames(wav)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6 * float(theirs.max()))
+    encoder = load_voice_encoder("cpu")
+    np.testing.assert_allclose(embed_utterance(encoder, wav), encoder.embed_utterance(wav), atol=1e-5)
