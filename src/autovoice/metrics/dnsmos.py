@@ -164,7 +164,7 @@ def _score(x: np.ndarray, starts: list[int], progress: ProgressCallback) -> Dnsm
     scores = np.zeros((len(starts), 4))
     for i, start in enumerate(starts):
         seg = np.ascontiguousarray(x[start : start + _WINDOW], dtype=np.float32)
-        mel = np.asarray(model.audio_melspec(audio=seg[:-_MEL_DROP]), dtype=np.float32)
+        mel = p808_features(seg[:-_MEL_DROP])
         p808 = model.p808_onnx_sess.run(None, {"input_1": mel[np.newaxis]})[0][0][0]
         raw = model.onnx_sess.run(None, {"input_1": seg[np.newaxis]})[0][0]
         sig, bak, ovrl = model.get_polyfit_val(raw[0], raw[1], raw[2], False)
@@ -198,3 +198,13 @@ def load_dnsmos() -> Any:
         return sm.DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
 
     return CACHE.get("dnsmos", "cpu", factory)
+
+
+def p808_features(seg: np.ndarray) -> np.ndarray:
+    """The P.808 model's input for a 16 kHz segment: ``speechmos``' ``audio_melspec`` (120 mel bands,
+    321-point frames every 10 ms, dB re the maximum, ``(dB + 40) / 40``) without librosa's cold-start
+    cost (see :mod:`autovoice.audio.spectral`)."""
+    from autovoice.audio.spectral import mel_power, power_to_db
+
+    mel = mel_power(seg, sr=DNSMOS_SR, n_fft=321, hop_length=160, n_mels=120)
+    return np.asarray((power_to_db(mel) + 40.0) / 40.0, dtype=np.float32)

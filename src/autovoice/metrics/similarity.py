@@ -8,7 +8,6 @@ utterances: 0.75..0.95 for the same speaker, 0.4..0.65 for different speakers.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -166,9 +165,8 @@ def embed_utterance(encoder: Any, wav: np.ndarray) -> np.ndarray:
     """``VoiceEncoder.embed_utterance`` (partials at 1.3 per second, 75 % coverage) with our own mel.
 
     Resemblyzer computes its mel spectrogram with ``librosa.feature.melspectrogram``, whose first call
-    lazily imports ``librosa.feature`` and everything behind it: about 1.6 s of every cold CLI run. The
-    same spectrogram (25 ms Hann frames every 10 ms, centred with zero padding, power, 40 Slaney mel
-    bands) is a few lines of numpy; ``tests/metrics/test_similarity.py`` checks both agree.
+    costs every cold run about 1.6 s of lazy imports; :func:`autovoice.audio.spectral.mel_power` is the
+    same computation (``tests/metrics/test_similarity.py`` checks both agree).
     """
     import torch
 
@@ -185,16 +183,6 @@ def embed_utterance(encoder: Any, wav: np.ndarray) -> np.ndarray:
 
 def mel_frames(wav: np.ndarray) -> np.ndarray:
     """Resemblyzer's encoder input: ``(frames, 40)`` float32 mel power frames of 16 kHz ``wav``."""
-    n_fft, hop = 400, 160
-    y = np.pad(np.asarray(wav, dtype=np.float32), n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    return np.asarray(power @ _mel_basis().T, dtype=np.float32)
+    from autovoice.audio.spectral import mel_power
 
-
-@functools.cache
-def _mel_basis() -> np.ndarray:
-    import librosa.filters
-
-    return np.asarray(librosa.filters.mel(sr=EMBEDDING_SR, n_fft=400, n_mels=40), dtype=np.float64)
+    return np.asarray(mel_power(wav, sr=EMBEDDING_SR, n_fft=400, hop_length=160, n_mels=40), dtype=np.float32)
