@@ -146,7 +146,7 @@ def main() -> None:
     rows.append(
         f"Peak RSS grows by {growth:.2f} MB per second of audio; the input and the two stems alone take "
         f"{arrays:.2f} MB/s (44.1 kHz stereo float32). {song['torch_threads']} torch threads on "
-        f"{args.device}; the machine was shared with other work, so wall times are upper bounds (CPU time is the "
+        f"{args.device} (CPU time is the "
         "process's own user + system time)."
     )
     write_results("separation", res, "\n".join(rows))
