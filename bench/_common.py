@@ -17,6 +17,25 @@ SPEECH = SHARED / "speech" / "librispeech"
 SONG = SHARED / "song" / "karissa_hobbs-lets_go_fishin.ogg"
 FEMALE = ("367", "533", "1998", "3080", "3331")
 MALE = ("1688", "2033", "2414", "2609", "3005")
+SPEAKERS = FEMALE + MALE
+
+
+def utterances(speaker: str) -> list[Path]:
+    """A LibriSpeech speaker's utterances in ``../shared/data``, in name order."""
+    return sorted((SPEECH / speaker).glob("*.flac"))
+
+
+def pairs(n: int = 20) -> list[tuple[str, str, int]]:
+    """(source speaker, target speaker, source utterance index): for each target one source of the
+    same sex and one of the other, held-out utterances 5-8."""
+    out = []
+    for i, tgt in enumerate(SPEAKERS):
+        same = FEMALE if tgt in FEMALE else MALE
+        other = MALE if tgt in FEMALE else FEMALE
+        same_src = [s for s in same if s != tgt][i % 4]
+        cross_src = other[i % 5]
+        out += [(same_src, tgt, 5 + i % 4), (cross_src, tgt, 5 + (i + 1) % 4)]
+    return out[:n]
 
 
 def machine() -> dict[str, Any]:

@@ -26,32 +26,14 @@ from __future__ import annotations
 import statistics
 import time
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _common import FEMALE, MALE, SONG, SPEECH, write_results
+from _common import FEMALE, SONG, SPEAKERS, pairs, utterances, write_results
 
-SPEAKERS = FEMALE + MALE
 HOP_S = 0.01
 MOVED_CENTS = 50.0
-
-
-def utterances(speaker: str) -> list[Path]:
-    return sorted((SPEECH / speaker).glob("*.flac"))
-
-
-def pairs() -> list[tuple[str, str, int]]:
-    """(source, target, source utterance index): the pairing of ``bench/quality.py``."""
-    out = []
-    for i, tgt in enumerate(SPEAKERS):
-        same = FEMALE if tgt in FEMALE else MALE
-        other = MALE if tgt in FEMALE else FEMALE
-        same_src = [s for s in same if s != tgt][i % 4]
-        cross_src = other[i % 5]
-        out += [(same_src, tgt, 5 + i % 4), (cross_src, tgt, 5 + (i + 1) % 4)]
-    return out
 
 
 def track(y: np.ndarray, sr: int) -> Any:

@@ -37,16 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from _common import FEMALE, MALE, SONG, SPEECH, write_results
+from _common import FEMALE, SONG, SPEAKERS, pairs, utterances, write_results
 
-SPEAKERS = FEMALE + MALE
 #: Language of the LibriSpeech recordings, for the words check.
 LANGUAGE = "en"
 TARGETS = {"rtf": 0.15, "median_cents": 15.0, "identified": 0.60, "gain": 0.12, "ovrl": 2.9}
-
-
-def utterances(speaker: str) -> list:  # type: ignore[type-arg]
-    return sorted((SPEECH / speaker).glob("*.flac"))
 
 
 def profile_samples(speaker: str, seconds: float | None) -> list[Any]:
@@ -126,18 +121,6 @@ class Words:
             "transcribed_audio_seconds": self.audio_seconds,
             "transcribe_rtf": self.seconds / self.audio_seconds if self.audio_seconds else None,
         }
-
-
-def pairs(n: int) -> list[tuple[str, str, int]]:
-    """(source speaker, target speaker, source utterance index): same and cross sex for each target."""
-    out = []
-    for i, tgt in enumerate(SPEAKERS):
-        same = FEMALE if tgt in FEMALE else MALE
-        other = MALE if tgt in FEMALE else FEMALE
-        same_src = [s for s in same if s != tgt][i % 4]
-        cross_src = other[i % 5]
-        out += [(same_src, tgt, 5 + i % 4), (cross_src, tgt, 5 + (i + 1) % 4)]
-    return out[:n]
 
 
 def main() -> None:

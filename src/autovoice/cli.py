@@ -43,7 +43,7 @@ app.add_typer(apikey_app, name="apikey")
 app.command("serve")(serve)
 app.command("worker")(worker)
 
-#: Set by :func:`run` when ``-v``/``--verbose`` appears anywhere on the command line.
+#: :func:`run` honours these anywhere on the command line, after the subcommand too.
 _VERBOSE_FLAGS = ("-v", "--verbose")
 
 
@@ -224,7 +224,8 @@ def analyze_cmd(
 # -- conversion ----------------------------------------------------------------------------------
 #: Audio file suffixes a folder given to ``convert`` is searched for.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".webm", ".aac", ".aif", ".aiff")
-#: CLI flag of each option field, for hints after an error (messages themselves name fields).
+#: The CLI flag an error is about, by its field or else its code, for the hint after it (messages
+#: themselves name fields, never flags).
 _FLAGS = {
     "engine": "--engine",
     "f0_method": "--f0-method",
@@ -309,17 +310,15 @@ def convert_cmd(
     from autovoice.pipeline import ConversionOptions, check_output, default_output
     from autovoice.profiles import ProfileStore
 
-    options = _hinted(
-        lambda: ConversionOptions.parse(
-            engine=engine,
-            f0_method=f0_method,
-            preset=preset,
-            pitch_shift=pitch,
-            auto_key=auto_key or None,
-            separation=separation,
-            metrics=metrics,
-            engine_options=engine_options,
-        )
+    options = ConversionOptions.parse(
+        engine=engine,
+        f0_method=f0_method,
+        preset=preset,
+        pitch_shift=pitch,
+        auto_key=auto_key or None,
+        separation=separation,
+        metrics=metrics,
+        engine_options=engine_options,
     )
     files = _expand_inputs(inputs)
     batch = len(files) > 1 or any(p.is_dir() for p in inputs)
@@ -493,19 +492,6 @@ def _expand_inputs(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def _hinted(parse: Any) -> Any:
-    """Run ``parse``; a parameter error gets the CLI flag it is about as a hint."""
-    from autovoice.errors import ParameterError
-
-    try:
-        return parse()
-    except ParameterError as exc:
-        flag = _FLAGS.get(str(exc.details.get("field"))) or _CODE_FLAGS.get(exc.code)
-        if flag:
-            exc.details["cli_flag"] = flag
-        raise
-
-
 def _usage(message: str) -> AutoVoiceError:
     from autovoice.errors import ParameterError
 
@@ -655,7 +641,7 @@ def run(argv: list[str] | None = None) -> int:
             typer.echo(f"error: {exc}", err=True)
         return 2
     except AutoVoiceError as exc:
-        flag = exc.details.pop("cli_flag", None) or _CODE_FLAGS.get(exc.code)
+        flag = _FLAGS.get(str(exc.details.get("field"))) or _CODE_FLAGS.get(exc.code)
         report_error(exc, as_json, hint=f"{flag} (see `autovoice COMMAND --help`)" if flag else None)
         return 2 if exc.caller_error else 1
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ def test_harmonic_tone_within_10_cents(method: str) -> None:
     assert abs(np.median(cents(track.f0[track.voiced], 220.0))) < 10
 
 
-@pytest.mark.parametrize("method", ["fcpe", "world"])
+@pytest.mark.parametrize("method", ["fcpe", "world", *CREPES])
 def test_chirp_contour_tracks_within_20_cents(method: str) -> None:
     seconds = 3.0
     t = np.arange(int(SR * seconds)) / SR
@@ -140,20 +140,6 @@ def test_crepe_sine_220_is_220(method: str) -> None:
     track = estimate_f0((0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr=SR, method=method)  # type: ignore[arg-type]
     assert track.voiced.mean() > 0.9
     assert abs(np.median(cents(track.f0[track.voiced], 220.0))) < 10
-
-
-@pytest.mark.parametrize("method", CREPES)
-def test_crepe_chirp_contour_tracks_within_20_cents(method: str) -> None:
-    seconds = 2.0
-    t = np.arange(int(SR * seconds)) / SR
-    y = harmonic_tone(150.0 * (600.0 / 150.0) ** (t / seconds), sr=SR)
-    track = estimate_f0(y, sr=SR, method=method)  # type: ignore[arg-type]
-    expected = 150.0 * (600.0 / 150.0) ** (track.times / seconds)
-    inner = (track.times > 0.1) & (track.times < seconds - 0.1)
-    err = np.abs(cents(track.f0[inner], expected[inner]))
-    assert np.isfinite(err).mean() > 0.95, "chirp frames reported unvoiced"
-    assert np.nanmedian(err) < 20
-    assert np.nanpercentile(err, 90) < 50
 
 
 @pytest.mark.parametrize("method", CREPES)

@@ -39,15 +39,6 @@ SOURCES = ["drums", "bass", "other", "vocals"]
 SR = 44_100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core machine, torch's spinning thread pool is ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def fresh_model_cache() -> Iterator[None]:
     """Each test loads its own model: the process-wide cache must not leak one test's weights."""

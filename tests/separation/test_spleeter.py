@@ -8,7 +8,6 @@ to keep a CPU run short; the known-answer test uses the published configuration.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ from autovoice.separation import separate, spleeter
 from tests.support import SONG, SPEECH
 
 SR = spleeter.SAMPLE_RATE
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core machine, torch's spinning thread pool is much slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
