@@ -213,7 +213,7 @@ class WorldEngine:
     ) -> None:
         self.device = device  # the world engine runs on the CPU whatever the device
         self.preset: Preset = preset
-        self.options = resolve_options(preset, options)
+        self.options = self._resolve(preset, options)
 
     # ------------------------------------------------------------------------------------------
     # profile
@@ -326,8 +326,8 @@ class WorldEngine:
             ``audio_empty`` / ``audio_invalid_samples``.
         ParameterError
             ``invalid_parameter`` (sample rate, shape, track lengths, negative or non-finite F0);
-            ``profile_incompatible`` (no, outdated or malformed ``world.*`` features: rebuild the
-            profile).
+            ``profile_outdated`` (no or older ``world.*`` features) or ``profile_incompatible``
+            (malformed ones): rebuild the profile.
         """
         x = _check_audio(y, sr=sr)
         src = _check_track(f0, n_samples=len(x), sr=sr, name="f0")
@@ -341,10 +341,10 @@ class WorldEngine:
             )
         if not np.all(np.isfinite(tgt)) or np.any(tgt < 0):
             raise ParameterError("invalid_parameter", "target_f0 must be finite and >= 0 Hz (0 = unvoiced).")
-        target = _profile_stats(profile)
+        target = self._target(profile)
         o = self.options
         if preset is not None or options is not None:
-            o = resolve_options(preset or self.preset, options)
+            o = self._resolve(preset or self.preset, options)
         hop_s = float(o["frame_period_ms"]) / 1000.0
         n = _n_frames(len(x), sr=sr, hop_s=hop_s)
         src_f0 = _regrid_f0(src, src_hop_s=f0.hop_s, dst_hop_s=hop_s, n=n)
@@ -356,7 +356,7 @@ class WorldEngine:
             src_f0, target.f0_median, exponent=float(o["warp_exponent"]), max_warp=float(o["max_warp"])
         )
         source, envelopes = _source_stats(x16, src_f0, hop_s=hop_s, warp=warp)
-        mapper = _Mapper(target, source, warp=warp, options=o, hop_s=hop_s)
+        mapper = self._mapper(target, source, profile=profile, warp=warp, options=o, hop_s=hop_s)
 
         hop_n = hop_s * sr  # frame period in input samples (may be fractional)
         win = max(int(round(float(o["window_s"]) / hop_s)), 1)
@@ -400,6 +400,25 @@ class WorldEngine:
             )
             progress((w + 1) / len(starts), "convert")
         return np.clip(out, -1.0, 1.0)
+
+    # Hooks for engines that change only the mapping step (``gmm``).
+    def _resolve(self, preset: Preset, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        return resolve_options(preset, options)
+
+    def _target(self, profile: VoiceProfile) -> _Stats:
+        return _profile_stats(profile)
+
+    def _mapper(
+        self,
+        target: _Stats,
+        source: _Stats,
+        *,
+        profile: VoiceProfile,
+        warp: float,
+        options: dict[str, Any],
+        hop_s: float,
+    ) -> _Mapper:
+        return _Mapper(target, source, warp=warp, options=options, hop_s=hop_s)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -576,6 +595,7 @@ class _Stats:
     f0_median: float = 0.0
     knn: np.ndarray | None = None  # (N, N_CEP) voiced frames (the target's only)
     loud_db: float = 0.0  # 95th percentile of frame power, dB (the source's only)
+    frames_v: np.ndarray | None = None  # (M, N_CEP) voiced frames of the first pass (the source's only)
 
 
 def _profile_stats(profile: VoiceProfile) -> _Stats:
@@ -589,12 +609,7 @@ def _profile_stats(profile: VoiceProfile) -> _Stats:
             if missing
             else f"has world engine features of version {version}; this engine reads {FEATURE_VERSION}"
         )
-        raise ParameterError(
-            "profile_incompatible",
-            f"Profile '{name}' {why}. Rebuild the profile from its samples (autovoice profile create) "
-            "to convert with the world engine.",
-            {"profile": name, "missing": ["world." + k for k in missing], "version": version},
-        )
+        raise profile_outdated(name, "world", why, missing=["world." + k for k in missing], version=version)
 
     def arr(key: str, shape: tuple[int, ...]) -> np.ndarray:
         a = np.asarray(feats[f"world.{key}"], dtype=np.float64)
@@ -625,6 +640,25 @@ def _profile_stats(profile: VoiceProfile) -> _Stats:
         arr("mcep_std_u", (N_CEP,)),
         f0_median=float(arr("f0_stats", (3,))[0]),
         knn=knn,
+    )
+
+
+def profile_outdated(
+    name: str, engine: str, why: str, *, missing: list[str], version: int | None
+) -> ParameterError:
+    """``profile_outdated``: the profile was built before this engine (or this version of its
+    features) existed; rebuilding it from its recordings computes them."""
+    return ParameterError(
+        "profile_outdated",
+        f"Profile '{name}' {why}. Rebuild it from its recordings (autovoice profile create '{name}' "
+        f"FILE...) to convert with the {engine} engine.",
+        {
+            "profile": name,
+            "engine": engine,
+            "missing": missing,
+            "version": version,
+            "rebuild": f"autovoice profile create '{name}' FILE...",
+        },
     )
 
 
@@ -667,7 +701,9 @@ def _source_stats(
 
     mv, sv = mean_std(voiced)
     mu, su = mean_std(unvoiced)
-    stats = _Stats(mv, sv, mu, su, loud_db=float(np.percentile(np.concatenate(powers), 95)))
+    stats = _Stats(
+        mv, sv, mu, su, loud_db=float(np.percentile(np.concatenate(powers), 95)), frames_v=mcep[voiced]
+    )
     return stats, (np.concatenate(envelopes) if every else None)
 
 
@@ -695,16 +731,22 @@ class _Mapper:
         t, s = self.t, self.s
         out = np.empty_like(c)
         z = (c - s.mean_v) / s.std_v
-        out[voiced] = t.mean_v + t.std_v * z[voiced]
+        zv = self.refine(z[voiced])
+        out[voiced] = t.mean_v + t.std_v * zv
         out[~voiced] = t.mean_u + t.std_u * (c[~voiced] - s.mean_u) / s.std_u
         if self.w > 0 and voiced.any():
             # k-NN estimate in voiced frames, smoothed over ~25 ms (unvoiced neighbours hold the global
             # estimate so that the smoothing does not pull toward zero at voicing edges).
             knn = out.copy()
-            knn[voiced] = self._knn(z[voiced])
+            knn[voiced] = self._knn(zv)
             knn = _smooth_time(knn, self.knn_smooth_ms, hop_s=self.hop_s)
             out[voiced] = (1 - self.w) * out[voiced] + self.w * knn[voiced]
         return out
+
+    def refine(self, z: np.ndarray) -> np.ndarray:
+        """Normalised voiced frames ``(frames, N_CEP)`` in the target's coordinates; the global map
+        takes them as they are (the ``gmm`` engine moves each phonetic class)."""
+        return z
 
     def log_gain(self, log_src: np.ndarray, f0: np.ndarray) -> np.ndarray:
         """Log amplitude gains ``(frames, bins)`` that turn the warped source into the target.
@@ -840,7 +882,7 @@ _FILTER_HOP_S = 0.01
 def _filter(y: np.ndarray, log_gain: np.ndarray, *, t_frames: np.ndarray, sr: int) -> np.ndarray:
     """Apply log amplitude gains ``(frames, bins)`` (analysis bins up to 8 kHz; 0 above) to ``y``.
 
-    A sine-window STFT at 50 % overlap (hop :data:`_FILTER_HOP_S`), zero-padded 2x so that the zero-phase
+    A Hann-window STFT at 50 % overlap (hop :data:`_FILTER_HOP_S`), zero-padded 2x so that the zero-phase
     filter's response does not wrap; the gains are interpolated between frames (times ``t_frames``,
     in samples). Returns float32 ``(samples,)``.
     """
@@ -849,7 +891,8 @@ def _filter(y: np.ndarray, log_gain: np.ndarray, *, t_frames: np.ndarray, sr: in
     win_len = 2 * hop
     n_fft = 1 << int(np.ceil(np.log2(2 * win_len)))
     q = n_fft // 4
-    win = np.sin(np.pi * (np.arange(win_len) + 0.5) / win_len).astype(np.float32)
+    # sin^2 (a periodic Hann) sums to exactly 1 at 50 % overlap: unity gains give back the input.
+    win = (np.sin(np.pi * (np.arange(win_len) + 0.5) / win_len) ** 2).astype(np.float32)
     centres = np.arange(n // hop + 2) * hop
     padded = np.pad(y.astype(np.float32), (win_len, win_len))
     frames = padded[(centres - hop + win_len)[:, None] + np.arange(win_len)[None, :]] * win
