@@ -105,7 +105,7 @@ def test_unknown_method_lists_the_valid_ones() -> None:
     with pytest.raises(ParameterError) as err:
         estimate_f0(np.zeros(SR, np.float32), sr=SR, method="pyin")  # type: ignore[arg-type]
     assert err.value.code == "invalid_f0_method"
-    assert err.value.details["valid"] == ["fcpe", "world", "crepe", "crepe-tiny"]
+    assert err.value.details["valid"] == ["fcpe", "world", "crepe", "crepe-tiny", "rmvpe"]
     assert all(name in err.value.message for name in F0_METHOD_NAMES)
 
 

@@ -31,7 +31,7 @@ from autovoice.audio import frame_rms_db, resample, to_mono
 from autovoice.errors import ParameterError
 from autovoice.registry import Choice, Registry
 
-F0Method = Literal["fcpe", "world", "crepe", "crepe-tiny"]
+F0Method = Literal["fcpe", "world", "crepe", "crepe-tiny", "rmvpe"]
 F0_METHODS = Registry(
     "F0 method",
     "invalid_f0_method",
@@ -55,6 +55,11 @@ F0_METHODS = Registry(
             "crepe-tiny",
             "Neural (CREPE tiny): CREPE on a CPU at world's cost or less; looser voicing than crepe.",
             "autovoice.analysis.f0:f0_crepe_tiny",
+        ),
+        Choice(
+            "rmvpe",
+            "Neural (RMVPE), as RVC users know it; needs your rmvpe.pt (`autovoice models add rmvpe PATH`).",
+            "autovoice.analysis.rmvpe:f0_rmvpe",
         ),
     ],
 )

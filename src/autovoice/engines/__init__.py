@@ -12,7 +12,7 @@ from autovoice.config import Settings
 from autovoice.engines.base import Engine, Preset
 from autovoice.registry import Choice, Registry
 
-EngineName = Literal["world"]
+EngineName = Literal["world", "gmm", "rvc", "sovits"]
 ENGINES = Registry(
     "engine",
     "unknown_engine",
@@ -22,6 +22,24 @@ ENGINES = Registry(
             "Training-free WORLD envelope conversion with PSOLA pitch; CPU, no models.",
             "autovoice.engines.world:WorldEngine",
             "autovoice.engines.world:WorldOptions",
+        ),
+        Choice(
+            "gmm",
+            "Training-free: the world engine with a per-profile phonetic-class timbre map (keeps the words).",
+            "autovoice.engines.gmm:GmmEngine",
+            "autovoice.engines.gmm:GmmOptions",
+        ),
+        Choice(
+            "rvc",
+            "A profile's trained RVC v1/v2 or Applio model (.pth, optional .index); HuBERT + NSF-HiFi-GAN.",
+            "autovoice.engines.rvc.engine:RvcEngine",
+            "autovoice.engines.rvc.engine:RvcOptions",
+        ),
+        Choice(
+            "sovits",
+            "A profile's trained so-vits-svc 4.0/4.1 model (G_*.pth + config.json, optional cluster model).",
+            "autovoice.engines.sovits.engine:SovitsEngine",
+            "autovoice.engines.sovits.engine:SovitsOptions",
         ),
     ],
 )

@@ -49,6 +49,12 @@ class ModelCache:
         with self._lock:
             self._models.clear()
 
+    def drop(self, *prefixes: str) -> None:
+        """Forget the models whose name starts with any of ``prefixes`` (they are freed when unused)."""
+        with self._lock:
+            for key in [k for k in self._models if k[0].startswith(prefixes)]:
+                del self._models[key]
+
 
 #: The process-wide cache. Holding models is this module's one job; see STYLE habit 6.
 CACHE = ModelCache()

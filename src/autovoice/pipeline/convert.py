@@ -154,10 +154,19 @@ def convert_audio(
         The mix, the converted vocals and the report; same length, rate and channels as ``y``.
     """
     from autovoice.engines import load_engine
+    from autovoice.profiles.models import check_conversion
     from autovoice.separation import separate
 
     opts = options or ConversionOptions()
     settings = settings or get_settings()
+    # A trained-model engine needs the profile's model; auto key and the other engines its recordings.
+    check_conversion(
+        profile,
+        engine=opts.engine,
+        auto_key=opts.auto_key,
+        engine_options=opts.engine_options,
+        settings=settings,
+    )
     validate_audio(y, sr=sr, settings=settings)
     cfg = preset_config(opts.preset)
     f0_method = opts.resolved_f0_method()
@@ -231,7 +240,15 @@ def convert_audio(
 
     report = None
     warnings: list[dict[str, str]] = []
-    if opts.metrics != "off":
+    if opts.metrics != "off" and profile.embedding is None:
+        warnings.append(
+            {
+                "code": "report_needs_recordings",
+                "message": f"No quality report: profile '{profile.name}' has no recordings to measure the "
+                "voice against. Add recordings of the voice to the profile to get one.",
+            }
+        )
+    elif opts.metrics != "off" and profile.embedding is not None:
         t0 = time.perf_counter()
         progress(0.88, "measure")
         from autovoice.metrics.report import input_warnings, quality_report
@@ -382,10 +399,19 @@ def convert_speech(
 
     ``pitch_shift`` ``None`` means exact auto key (the speech's median moves onto the profile's);
     a number fixes the shift, e.g. the one the first sentence of a stream got, so that sentences
-    don't jump in pitch. Returns the audio and the shift used, in semitones.
+    don't jump in pitch. Returns the audio and the shift used, in semitones. A profile with a trained
+    model speaks through it; one without recordings has no range to move onto, so its shift is 0.
     """
-    options = ConversionOptions(
-        pitch_shift=pitch_shift, auto_key=pitch_shift is None, separation="none", metrics="off"
+    from autovoice.pipeline.options import options_for_profile
+
+    if pitch_shift is None and profile.vocal_range is None:
+        pitch_shift = 0.0
+    options = options_for_profile(
+        profile,
+        pitch_shift=pitch_shift,
+        auto_key=pitch_shift is None or None,
+        separation="none",
+        metrics="off",
     )
     result = convert_audio(
         to_mono(y),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -20,6 +20,9 @@ from autovoice.engines.base import Preset, options_error
 from autovoice.errors import ParameterError, unknown_choice
 from autovoice.metrics import ReportLevel
 from autovoice.separation import Separation
+
+if TYPE_CHECKING:
+    from autovoice.profiles.profile import VoiceProfile
 
 #: Transposition limits, semitones.
 MAX_PITCH_SHIFT = 24.0
@@ -153,3 +156,20 @@ def _literal_names(field: str) -> tuple[str, ...]:
         inner = get_args(arg)
         names.extend(str(v) for v in (inner if inner else (arg,)) if isinstance(v, str))
     return tuple(names)
+
+
+def options_for_profile(
+    profile: VoiceProfile, data: Mapping[str, Any] | None = None, /, **fields: Any
+) -> ConversionOptions:
+    """:meth:`ConversionOptions.parse` for a conversion into ``profile``: the engine defaults to the kind of
+    the profile's trained model (when it has one and no engine is given), and what the options need
+    from the profile is checked (``auto_key_needs_recordings``, ``no_trained_model``,
+    ``model_not_found``, ``profile_needs_recordings``) before any work."""
+    from autovoice.profiles.models import check_conversion, default_engine
+
+    raw = {k: v for k, v in {**dict(data or {}), **fields}.items() if v is not None}
+    if "engine" not in raw and (kind := default_engine(profile)) is not None:
+        raw["engine"] = kind
+    opts = ConversionOptions.parse(raw)
+    check_conversion(profile, engine=opts.engine, auto_key=opts.auto_key, engine_options=opts.engine_options)
+    return opts

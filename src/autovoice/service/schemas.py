@@ -47,6 +47,37 @@ class LiveResponse(BaseModel):
     status: Literal["ok"]
 
 
+class StoredFilePublic(BaseModel):
+    name: str = Field(description="The file's name in the model's folder.")
+    original: str = Field(description="The name it was uploaded or imported under.")
+    sha256: str
+    size: int
+
+
+class TrainedModelPublic(BaseModel):
+    """A trained model stored with a profile (RVC / Applio, so-vits-svc)."""
+
+    id: str = Field(description="`mdl_...`")
+    name: str = Field(description="The checkpoint's file name without its suffix.")
+    kind: Literal["rvc", "sovits"] = Field(description="Also the engine that renders it.")
+    variant: str = Field(description="rvc-v1, rvc-v2, applio-v1, applio-v2, sovits-4.0 or sovits-4.1.")
+    sample_rate: int
+    f0: bool = Field(description="The model takes a pitch curve.")
+    speakers: int
+    embedder: str = Field(description="The content encoder it needs (weights registry name).")
+    content_dim: int
+    index_dim: int | None = Field(default=None, description="Dimension of the retrieval index, if any.")
+    sha256: str = Field(description="SHA-256 of the checkpoint.")
+    size_bytes: int = Field(description="All of the model's files together.")
+    created_at: str
+    files: dict[str, StoredFilePublic] = Field(description="By role: model, index, config, cluster.")
+    info: dict[str, Any] = Field(description="Everything the inspection found.")
+
+
+class TrainedModelList(BaseModel):
+    models: list[TrainedModelPublic]
+
+
 class ProfilePublic(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -55,11 +86,12 @@ class ProfilePublic(BaseModel):
     revision: int
     created_at: str
     format_version: int
-    vocal_range: dict[str, Any]
-    quality: dict[str, Any]
+    vocal_range: dict[str, Any] | None = Field(description="None for a profile without recordings.")
+    quality: dict[str, Any] | None = Field(description="None for a profile without recordings.")
     samples: list[str]
     embedding_dim: int
     engines: list[str]
+    models: list[TrainedModelPublic] = Field(default_factory=list, description="Trained models.")
 
 
 class ProfileList(BaseModel):

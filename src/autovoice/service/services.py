@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from autovoice.service.schemas import ConversionParams, JobPublic, TtsRequest
 from autovoice.service.state import ServiceState
 from autovoice.service.uploads import MultipartForm, UploadedFile
 from autovoice.storage import blobs
+
+if TYPE_CHECKING:
+    from autovoice.profiles.models import StagedModel
 
 log = logging.getLogger("autovoice.service")
 API = "/api/v1"
@@ -88,9 +91,40 @@ def _sample_name(filename: str, taken: set[str], ext: str) -> str:
     return name
 
 
+#: File fields of a trained-model upload (the checkpoint and its optional companions).
+MODEL_FILE_FIELDS = ("model", "index", "config", "cluster")
+
+
+def _stage_uploaded_model(state: ServiceState, form: MultipartForm) -> StagedModel:
+    """Check an uploaded trained model (``model`` + optional ``index``/``config``/``cluster``) and stage
+    it; raises the checkpoint's error (422) and leaves nothing behind."""
+    from autovoice.profiles.models import stage_model
+
+    parts: dict[str, UploadedFile] = {}
+    for role in MODEL_FILE_FIELDS:
+        given = form.files_of(role)
+        if len(given) > 1:
+            raise ParameterError("invalid_parameter", f"Upload at most one '{role}'.", {"field": role})
+        if given:
+            parts[role] = given[0]
+    if "model" not in parts:
+        raise ParameterError(
+            "invalid_parameter", "Upload the trained model's .pth file as 'model'.", {"field": "model"}
+        )
+    return stage_model(
+        parts["model"].path,
+        index=parts["index"].path if "index" in parts else None,
+        config=parts["config"].path if "config" in parts else None,
+        cluster=parts["cluster"].path if "cluster" in parts else None,
+        filenames={role: f.filename for role, f in parts.items()},
+        settings=state.settings,
+    )
+
+
 def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
-    """Build and store a profile from uploaded recordings; returns its summary."""
+    """Build and store a profile from uploaded recordings and/or a trained model; returns its summary."""
     from autovoice.profiles import build_profile, validate_profile_name
+    from autovoice.profiles.models import model_only_profile
 
     unknown = sorted(set(form.fields) - {"name"})
     if unknown:
@@ -101,9 +135,12 @@ def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
         raise ParameterError("invalid_parameter", "The form field 'name' is required.", {"field": "name"})
     name = validate_profile_name(form.fields["name"])
     files = form.files_of("files")
-    if not files:
+    with_model = any(form.files_of(role) for role in MODEL_FILE_FIELDS)
+    if not files and not with_model:
         raise ParameterError(
-            "no_samples", "Upload one or more recordings of the voice as 'files'.", {"field": "files"}
+            "no_samples",
+            "Upload one or more recordings of the voice as 'files', a trained model as 'model', or both.",
+            {"field": "files"},
         )
     if state.profiles.name_taken(name):
         raise ConflictError(
@@ -118,8 +155,26 @@ def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
         target = f.path.with_name(_sample_name(f.filename, taken, f.path.suffix))
         os.replace(f.path, target)
         paths.append(target)
-    profile = build_profile(paths, name=name, settings=state.settings, device=state.device)
-    return state.profiles.save(profile)
+    staged = [_stage_uploaded_model(state, form)] if with_model else []  # checked before the analysis
+    try:
+        if paths:
+            profile = build_profile(paths, name=name, settings=state.settings, device=state.device)
+        else:
+            profile = model_only_profile(name)
+        return state.profiles.save(profile, models=staged)
+    finally:
+        for st in staged:
+            st.discard()
+
+
+def add_model(state: ServiceState, profile_id: str, form: MultipartForm) -> dict[str, Any]:
+    """Check an uploaded trained model and store it with profile ``profile_id``; returns the model."""
+    if form.fields:
+        unknown = sorted(form.fields)[0][:40]
+        raise ParameterError("invalid_parameter", f"Unexpected form field '{unknown}'.", {"field": unknown})
+    state.profiles.summary(profile_id)  # profile_not_found before the checkpoint is read
+    with _stage_uploaded_model(state, form) as staged:
+        return state.profiles.add_model(profile_id, staged)
 
 
 # -- conversions ---------------------------------------------------------------------------------
@@ -138,6 +193,7 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
     """Validate an uploaded conversion request (options, profile, audio), store the job row
     (``queued``) and enqueue it. Every refusal happens here, before the 202."""
     from autovoice.pipeline import ConversionOptions
+    from autovoice.pipeline.options import options_for_profile
 
     fields = dict(form.fields)
     unknown = sorted(set(fields) - set(ConversionOptions.model_fields) - {"profile_id"})
@@ -152,7 +208,9 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
             "The form field 'profile_id' (1-80 characters) is required.",
             {"field": "profile_id"},
         )
-    options = ConversionOptions.parse(fields)
+    # The profile first: the engine defaults to its trained model's kind, and what the options need from
+    # it (recordings for auto key, a model for rvc/sovits, the model's content encoder) is checked here.
+    options = options_for_profile(state.profiles.load(profile_id), fields)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:
         raise ParameterError(
@@ -162,7 +220,6 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         raise ParameterError(
             "invalid_parameter", "Upload at most one 'accompaniment'.", {"field": "accompaniment"}
         )
-    state.profiles.summary(profile_id)  # profile_not_found before any slow work
     folder = state.blobs.job_dir(job_id)
     src = inputs[0]
     _check_audio_file(state, src, decode=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
@@ -18,6 +19,9 @@ from autovoice.errors import NotFoundError
 from autovoice.profiles import ProfileStore, VoiceProfile
 from autovoice.storage.db import Database
 from autovoice.storage.tables import ProfileRow
+
+if TYPE_CHECKING:
+    from autovoice.profiles.models import StagedModel
 
 log = logging.getLogger(__name__)
 _PROFILE_ID_RE = re.compile(r"^prof_[A-Za-z0-9]{1,64}$")
@@ -54,10 +58,30 @@ class ProfileIndex:
                 row.name, row.revision, row.summary = profile.name, profile.revision, summary
         return summary
 
-    def save(self, profile: VoiceProfile) -> dict[str, Any]:
-        """Store a new profile (``profile_exists`` when the name is taken) and index it."""
-        self.store.save(profile)
+    def save(self, profile: VoiceProfile, *, models: Sequence[StagedModel] = ()) -> dict[str, Any]:
+        """Store a new profile (``profile_exists`` when the name is taken), with any staged trained
+        models, and index it."""
+        self.store.save(profile, models=models)
         return self._upsert(profile)
+
+    def add_model(self, profile_id: str, staged: StagedModel) -> dict[str, Any]:
+        """Store a staged trained model with profile ``profile_id``; returns the model's JSON."""
+        self._from_store(profile_id)  # profile_not_found for anything but a stored profile's id
+        model = self.store.add_model(profile_id, staged)
+        self._upsert(self.store.get(profile_id))
+        return model.to_dict()
+
+    def remove_model(self, profile_id: str, model_id: str) -> dict[str, Any]:
+        """Remove a trained model (and its files) from profile ``profile_id``; returns its JSON."""
+        self._from_store(profile_id)
+        model = self.store.remove_model(profile_id, model_id)
+        self._upsert(self.store.get(profile_id))
+        return model.to_dict()
+
+    def models(self, profile_id: str) -> list[dict[str, Any]]:
+        """The trained models of profile ``profile_id``, read from the store (the CLI may have added
+        some since the row was written; the row is brought up to date)."""
+        return list(self._upsert(self._from_store(profile_id)).get("models", []))
 
     def name_taken(self, name: str) -> bool:
         with self.db.session() as s:

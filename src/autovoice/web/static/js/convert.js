@@ -598,6 +598,16 @@ export function initConvert() {
 
   for (const spec of CHOICES) $(spec.select).addEventListener("change", () => showChoiceHelp(spec));
   $("#convert-engine").addEventListener("change", showEngineOptions);
+  // A profile with a trained model converts with that model's engine unless the user picks another.
+  $("#convert-profile").addEventListener("change", () => {
+    const profile = profileStore.get().find((p) => p.id === $("#convert-profile").value);
+    const kind = profile && profile.models && profile.models.length ? profile.models[0].kind : null;
+    const engine = $("#convert-engine");
+    if (kind && [...engine.options].some((o) => o.value === kind) && engine.value !== kind) {
+      engine.value = kind;
+      engine.dispatchEvent(new Event("change"));
+    }
+  });
 
   const range = $("#pitch-range");
   const num = $("#pitch-shift");

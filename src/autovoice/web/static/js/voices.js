@@ -1,7 +1,8 @@
-// Voices: build a profile from uploaded or recorded samples; list profiles (range strip + sample
-// quality report); delete.
+// Voices: build a profile from uploaded or recorded samples and/or a trained model (RVC, Applio,
+// so-vits-svc); list profiles (range strip, sample quality report, trained models); import and delete
+// models; delete profiles.
 
-import { api } from "./api.js";
+import { api, request } from "./api.js";
 import { pianoRoll } from "./charts.js";
 import { Recorder, recordingUnavailableReason } from "./recorder.js";
 import { $, clearError, el, fmt, formatBytes, formatSeconds, profileStore, setBusy, showError } from "./ui.js";
@@ -116,6 +117,137 @@ function setupRecorder() {
   });
 }
 
+// -- trained models ------------------------------------------------------------------------------------
+const MODEL_PARTS = [
+  { role: "model", label: "Model (.pth)", accept: ".pth,.pt", hint: "RVC / Applio .pth, or so-vits-svc G_*.pth" },
+  { role: "index", label: "Index (.index, optional)", accept: ".index", hint: "RVC's FAISS index" },
+  { role: "config", label: "config.json (so-vits-svc)", accept: ".json,application/json", hint: "needed for so-vits-svc" },
+];
+
+/** File inputs for a model's parts, with ids `${prefix}-model`, `${prefix}-index`, `${prefix}-config`. */
+function modelInputs(prefix) {
+  return MODEL_PARTS.map((part) => el("div", { class: "field" },
+    el("label", { for: `${prefix}-${part.role}`, text: part.label }),
+    el("input", { id: `${prefix}-${part.role}`, type: "file", accept: part.accept, "aria-describedby": `${prefix}-${part.role}-hint` }),
+    el("span", { id: `${prefix}-${part.role}-hint`, class: "hint", text: part.hint })));
+}
+
+/** The chosen files of `modelInputs(prefix)` by role (only those chosen). */
+function chosenModelFiles(prefix) {
+  const out = {};
+  for (const part of MODEL_PARTS) {
+    const input = document.getElementById(`${prefix}-${part.role}`);
+    if (input && input.files && input.files[0]) out[part.role] = input.files[0];
+  }
+  return out;
+}
+
+function clearModelInputs(prefix) {
+  for (const part of MODEL_PARTS) {
+    const input = document.getElementById(`${prefix}-${part.role}`);
+    if (input) input.value = "";
+  }
+}
+
+function appendModel(form, files) {
+  for (const [role, file] of Object.entries(files)) form.append(role, file, file.name);
+}
+
+const modelApi = {
+  createProfile: async (name, samples, model) => {
+    const form = new FormData();
+    form.append("name", name);
+    for (const sm of samples) form.append("files", sm.blob, sm.name);
+    appendModel(form, model);
+    return (await request("POST", "api/v1/profiles", { form })).json();
+  },
+  addModel: async (profileId, model) => {
+    const form = new FormData();
+    appendModel(form, model);
+    return (await request("POST", `api/v1/profiles/${encodeURIComponent(profileId)}/models`, { form })).json();
+  },
+  deleteModel: (profileId, modelId) =>
+    request("DELETE", `api/v1/profiles/${encodeURIComponent(profileId)}/models/${encodeURIComponent(modelId)}`),
+};
+
+/** "RVC v2 (rvc-v2) · 48 kHz · F0 · index 768-d · 55.1 MB" */
+export function describeModel(m) {
+  const kind = m.kind === "sovits" ? "so-vits-svc" : "RVC";
+  return [
+    `${kind} ${m.variant || ""}`.trim(),
+    m.sample_rate ? `${m.sample_rate / 1000} kHz` : null,
+    m.f0 ? "F0" : "no F0",
+    m.speakers > 1 ? `${m.speakers} speakers` : null,
+    m.embedder,
+    m.index_dim ? `index ${m.index_dim}-d` : null,
+    formatBytes(m.size_bytes),
+  ].filter(Boolean).join(" · ");
+}
+
+function modelSection(p, { onChanged }) {
+  const prefix = `add-${p.id}`;
+  const box = el("div", { class: "error-box", role: "alert" });
+  const status = el("p", { class: "hint", role: "status" });
+  const items = (p.models || []).map((m) => {
+    const del = el("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete model ${m.name} of ${p.name}` }, "Delete model");
+    del.addEventListener("click", async () => {
+      del.disabled = true;
+      clearError(box);
+      try {
+        await modelApi.deleteModel(p.id, m.id);
+        await onChanged(`Deleted model ${m.name}.`);
+      } catch (err) {
+        del.disabled = false;
+        showError(box, err);
+      }
+    });
+    return el("li", { class: "model", dataset: { id: m.id } },
+      el("span", { class: "model-name" }, el("strong", { text: m.name }), " ", el("span", { class: "tag", text: m.kind })),
+      el("span", { class: "hint model-meta", text: describeModel(m) }),
+      del);
+  });
+  const addBtn = el("button", { type: "button", class: "btn btn-small" }, "Import model");
+  addBtn.addEventListener("click", async () => {
+    clearError(box);
+    const files = chosenModelFiles(prefix);
+    if (!files.model) {
+      showError(box, { code: "invalid_parameter", message: "Choose the model's .pth file." });
+      document.getElementById(`${prefix}-model`).focus();
+      return;
+    }
+    addBtn.disabled = true;
+    status.textContent = "Uploading and checking the model…";
+    try {
+      const m = await modelApi.addModel(p.id, files);
+      clearModelInputs(prefix);
+      await onChanged(`Imported ${m.name} (${describeModel(m)}).`);
+    } catch (err) {
+      status.textContent = "";
+      showError(box, err);
+    } finally {
+      addBtn.disabled = false;
+    }
+  });
+  return el("div", { class: "models" },
+    el("h4", { text: items.length ? "Trained models" : "No trained model" }),
+    items.length ? el("ul", { class: "model-list", "aria-label": `Trained models of ${p.name}` }, items) : null,
+    el("details", { class: "model-import" },
+      el("summary", {}, "Import a trained model"),
+      el("div", { class: "model-files" }, modelInputs(prefix)),
+      el("div", { class: "actions" }, addBtn),
+      status),
+    box);
+}
+
+/** A profile with a trained model converts with its engine: preselect it in the Convert tab. */
+function preselectEngine(p) {
+  const kind = p.models && p.models.length ? p.models[0].kind : null;
+  const select = document.getElementById("convert-engine");
+  if (!kind || !select || ![...select.options].some((o) => o.value === kind)) return;
+  select.value = kind;
+  select.dispatchEvent(new Event("change"));
+}
+
 function qualityList(q) {
   const rows = [
     ["Audio", `${fmt(q.duration_s, 1)} s in ${q.n_samples} file${q.n_samples === 1 ? "" : "s"}`],
@@ -127,16 +259,23 @@ function qualityList(q) {
   return el("dl", { class: "kv" }, rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
 }
 
-function profileCard(p, { onDelete, onUse }) {
+function profileCard(p, { onDelete, onUse, onChanged }) {
   const r = p.vocal_range || {};
   const q = p.quality || {};
+  const recorded = Boolean(p.quality);
   const headingId = `profile-${p.id}-name`;
   const created = p.created_at ? new Date(p.created_at) : null;
   const warnings = (q.warnings || []).length
     ? el("ul", { class: "warnings", "aria-label": "Sample warnings" }, q.warnings.map((w) => el("li", { text: w })))
     : el("p", { class: "ok", text: "No problems found in the samples." });
   const actions = el("div", { class: "actions" });
-  const useBtn = el("button", { type: "button", class: "btn btn-small", onclick: () => onUse(p) }, "Convert with this voice");
+  const useBtn = el("button", {
+    type: "button", class: "btn btn-small",
+    onclick: () => {
+      onUse(p);
+      preselectEngine(p);
+    },
+  }, "Convert with this voice");
   const delBtn = el("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete profile ${p.name}` }, "Delete");
   delBtn.addEventListener("click", () => {
     // Inline confirmation instead of window.confirm(): keyboard- and screen-reader-friendly.
@@ -157,17 +296,22 @@ function profileCard(p, { onDelete, onUse }) {
       el("div", { class: "profile-head" },
         el("h3", { id: headingId, text: p.name }),
         el("span", { class: "hint" }, `${p.id}${created && !Number.isNaN(created.valueOf()) ? ` · ${created.toLocaleString()}` : ""}`)),
-      r.lowest_hz ? pianoRoll(r, { compact: narrow.matches }) : el("p", { class: "hint", text: "No range measured." }),
+      r.lowest_hz
+        ? pianoRoll(r, { compact: narrow.matches })
+        : el("p", { class: "hint", text: recorded ? "No range measured." : "No recordings: a trained model alone. Convert with a manual pitch (auto key needs recordings)." }),
       r.lowest_hz
         ? el("p", { class: "range-text" },
           el("strong", { text: `${r.lowest_note}–${r.highest_note}` }),
           ` (${fmt(r.lowest_hz, 0)}–${fmt(r.highest_hz, 0)} Hz, ${fmt(r.span_semitones, 1)} semitones) · tessitura ${(r.tessitura_notes || []).join("–")} · median ${r.median_note} · confidence ${r.confidence}`)
         : null,
-      el("details", { class: "quality" },
-        el("summary", {}, "Sample quality", (q.warnings || []).length ? el("span", { class: "badge warn", text: `${q.warnings.length} warning${q.warnings.length > 1 ? "s" : ""}` }) : el("span", { class: "badge good", text: "good" })),
-        qualityList(q),
-        warnings,
-        el("p", { class: "hint" }, `Samples: ${(p.samples || []).join(", ")}`)),
+      recorded
+        ? el("details", { class: "quality" },
+          el("summary", {}, "Sample quality", (q.warnings || []).length ? el("span", { class: "badge warn", text: `${q.warnings.length} warning${q.warnings.length > 1 ? "s" : ""}` }) : el("span", { class: "badge good", text: "good" })),
+          qualityList(q),
+          warnings,
+          el("p", { class: "hint" }, `Samples: ${(p.samples || []).join(", ")}`))
+        : null,
+      modelSection(p, { onChanged }),
       actions));
 }
 
@@ -194,6 +338,10 @@ function renderProfiles(list, { onUse }) {
   for (const p of list) {
     ul.append(profileCard(p, {
       onUse,
+      onChanged: async (message) => {
+        await refreshProfiles();
+        $("#profiles-status").textContent = message;
+      },
       onDelete: async (prof, btn) => {
         btn.disabled = true;
         try {
@@ -212,9 +360,17 @@ function renderProfiles(list, { onUse }) {
 
 export function initVoices({ onUse }) {
   dropZone($("#samples-drop"), $("#profile-files"), addFiles);
+  $("#profile-model-files").append(...modelInputs("new-model"));
   setupRecorder();
   profileStore.subscribe((list) => renderProfiles(list, { onUse }));
-  narrow.addEventListener("change", () => renderProfiles(profileStore.get(), { onUse }));
+  // Only the range strips change with the width: redrawing whole cards would close open panels and
+  // drop chosen files (a full-page screenshot or a rotation flips the query back and forth).
+  narrow.addEventListener("change", () => {
+    for (const p of profileStore.get()) {
+      const old = document.querySelector(`.profile[data-id="${p.id}"] .piano-roll`);
+      if (old && p.vocal_range) old.replaceWith(pianoRoll(p.vocal_range, { compact: narrow.matches }));
+    }
+  });
   $("#profiles-refresh").addEventListener("click", () => {
     $("#profiles-status").textContent = "Loading…";
     refreshProfiles();
@@ -231,22 +387,34 @@ export function initVoices({ onUse }) {
       nameInput.focus();
       return;
     }
-    if (!samples.length) {
-      showError(box, { code: "no_samples", message: "Add at least one recording (choose files, drop them, or record)." });
+    const model = chosenModelFiles("new-model");
+    if ((model.index || model.config) && !model.model) {
+      showError(box, { code: "invalid_parameter", message: "Choose the model's .pth file too (the index and config go with it)." });
+      $("#profile-model").open = true;
+      $("#new-model-model").focus();
+      return;
+    }
+    if (!samples.length && !model.model) {
+      showError(box, { code: "no_samples", message: "Add at least one recording (choose files, drop them, or record), or a trained model." });
       $("#profile-files").focus();
       return;
     }
     const btn = $("#profile-submit");
     setBusy(btn, $("#profile-busy"), true);
-    $("#profile-busy-text").textContent = `Uploading and analysing ${samples.length} recording${samples.length > 1 ? "s" : ""}… this can take a minute.`;
+    $("#profile-busy-text").textContent = samples.length
+      ? `Uploading and analysing ${samples.length} recording${samples.length > 1 ? "s" : ""}… this can take a minute.`
+      : "Uploading and checking the model…";
     try {
-      const prof = await api.createProfile(name, samples.map((sm) => ({ blob: sm.blob, name: sm.name })));
+      const prof = await modelApi.createProfile(name, samples, model);
       samples.forEach((sm) => sm.url && URL.revokeObjectURL(sm.url));
       samples.length = 0;
       renderSamples();
+      clearModelInputs("new-model");
       nameInput.value = "";
       await refreshProfiles();
-      $("#profiles-status").textContent = `Created ${prof.name} (${prof.vocal_range.lowest_note}–${prof.vocal_range.highest_note}).`;
+      const r = prof.vocal_range;
+      const what = [r ? `${r.lowest_note}–${r.highest_note}` : null, ...(prof.models || []).map((m) => `${m.kind} model`)].filter(Boolean).join(", ");
+      $("#profiles-status").textContent = `Created ${prof.name} (${what}).`;
       const card = document.querySelector(`.profile[data-id="${prof.id}"]`);
       if (card) {
         card.classList.add("fresh");

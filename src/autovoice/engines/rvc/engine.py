@@ -1,0 +1,236 @@
+"""The ``rvc`` engine: a profile's trained RVC v1/v2 (or Applio) model renders the vocal in that voice.
+
+Per processing window (bounded memory; see :mod:`autovoice.engines.trained`): the vocal at 16 kHz,
+high-passed at 48 Hz, goes through the content encoder the model was trained on (``hubert_base`` /
+``contentvec``: layer 9 + projection for v1, layer 12 for v2); with an ``.index``, each frame moves
+``index_rate`` of the way to its nearest training frames; features are repeated to 100 frames per second;
+the planned F0 (AutoVoice's pitch plan: ``--pitch``/``--auto-key``) becomes RVC's coarse pitch index and
+the NSF source; ``protect`` keeps unindexed features in unvoiced frames; the synthesizer renders at the
+model's rate; ``rms_mix_rate`` mixes loudness envelopes; the result is resampled to the input's rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autovoice.engines.base import Preset, options_error
+from autovoice.engines.checkpoints import ModelFiles, TrainedModelInfo, find_profile_model
+from autovoice.engines.trained import (
+    ENCODER_SR,
+    check_inputs,
+    check_width,
+    f0_on_grid,
+    file_key,
+    highpass,
+    median_filter_voiced,
+    nearest_frames,
+    resample_to,
+    retrieve,
+    rms_mix,
+    run_windowed,
+    to_length,
+)
+from autovoice.errors import ParameterError
+from autovoice.progress import ProgressCallback, no_progress
+
+if TYPE_CHECKING:
+    from autovoice.analysis.f0 import F0Track
+    from autovoice.config import Settings
+    from autovoice.profiles.profile import VoiceProfile
+
+#: RVC's frame rate: 10 ms frames (160 samples at 16 kHz).
+FRAME_S = 0.01
+#: Reflection padding around each window before the content encoder (RVC pads by ``x_pad`` seconds).
+PAD_S = 0.5
+
+
+class RvcOptions(BaseModel):
+    """Options of the ``rvc`` engine, with the names RVC and Applio users know."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_id: str | None = Field(
+        default=None, description="Which of the profile's models (default: its RVC one)."
+    )
+    index_rate: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="Share of retrieved training features."
+    )
+    protect: float = Field(
+        default=0.33, ge=0.0, le=0.5, description="Keep consonants/breaths unindexed (0.5 = off)."
+    )
+    filter_radius: int = Field(
+        default=3, ge=0, le=7, description="Median filter of the F0 curve, frames (<3 off)."
+    )
+    rms_mix_rate: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="1 = model's loudness, 0 = follow the source's."
+    )
+    resample_sr: int = Field(
+        default=0, ge=0, le=96000, description="Band-limit the output through this rate (0 = off)."
+    )
+    speaker_id: int = Field(default=0, ge=0, le=10000, description="Speaker slot of multi-speaker models.")
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the model's random draws (same seed, same output)."
+    )
+
+
+class LoadedRvc:
+    """A model, its index and its content encoder, ready to run (shared across conversions)."""
+
+    def __init__(self, info: TrainedModelInfo, files: ModelFiles, device: str) -> None:
+        import torch
+
+        from autovoice.engines.checkpoints import load_checkpoint, read_index
+        from autovoice.engines.rvc.model import build_rvc
+
+        self.info = info
+        self.device = device
+        self.net = build_rvc(load_checkpoint(files.pth), name=files.pth.name).to(device)
+        self.index: Any = None
+        self.big: np.ndarray | None = None
+        if files.index is not None:
+            self.index = read_index(files.index)
+            self.big = np.asarray(self.index.reconstruct_n(0, self.index.ntotal), dtype=np.float32)
+        self.torch = torch
+
+
+def load_rvc_model(info: TrainedModelInfo, files: ModelFiles, device: str) -> LoadedRvc:
+    """The loaded model for ``files`` on ``device``, built once per process (model cache)."""
+    from autovoice.models.cache import CACHE
+
+    key = "rvc:" + file_key(files.pth, files.index)
+    return CACHE.get(key, device, lambda: LoadedRvc(info, files, device))
+
+
+class RvcEngine:
+    """Runs a profile's trained RVC v1/v2 model (see the module docstring)."""
+
+    name: ClassVar[str] = "rvc"
+
+    def __init__(
+        self,
+        *,
+        preset: Preset = "balanced",
+        options: Mapping[str, Any] | None = None,
+        device: str = "cpu",
+        settings: Settings | None = None,
+    ) -> None:
+        self.device = device
+        self.settings = settings
+        self.preset: Preset = preset
+        self.options = _validate(options)
+
+    def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
+        """Nothing: the trained model is the voice."""
+        return {}
+
+    def convert(
+        self,
+        y: np.ndarray,
+        *,
+        sr: int,
+        f0: F0Track,
+        target_f0: np.ndarray,
+        profile: VoiceProfile,
+        preset: Preset | None = None,
+        options: Mapping[str, Any] | None = None,
+        progress: ProgressCallback = no_progress,
+    ) -> np.ndarray:
+        """The vocal ``y`` (mono float32 at ``sr``) in the profile's RVC model's voice, at the planned F0.
+
+        Raises
+        ------
+        ParameterError
+            ``model_not_found`` (the profile has no RVC model), ``invalid_engine_options``,
+            ``invalid_parameter``; ``ModelUnavailableError`` ``model_unavailable`` when the model's content
+            encoder is not installed (the message says how to add it).
+        """
+        from autovoice.models.hubert import load_encoder
+
+        o = _validate(options) if options is not None else self.options
+        x, tgt = check_inputs(y, sr=sr, f0=f0, target_f0=target_f0)
+        entry = find_profile_model(profile, o.model_id, "rvc")
+        info = entry.info
+        if info.speakers and o.speaker_id >= info.speakers:
+            raise ParameterError(
+                "invalid_engine_options",
+                f"speaker_id {o.speaker_id} is outside this model's speakers (0..{info.speakers - 1}).",
+                {"engine": "rvc", "errors": [{"option": "speaker_id", "msg": "out of range"}]},
+            )
+        encoder = load_encoder(info.embedder, self.device, settings=self.settings)
+        model = load_rvc_model(info, entry.files, self.device)
+        tgt = median_filter_voiced(tgt, o.filter_radius)
+        torch = model.torch
+
+        def render(seg: np.ndarray, start: int) -> np.ndarray:
+            y16 = highpass(resample_to(seg, orig_sr=sr, target_sr=ENCODER_SR))
+            pad = int(PAD_S * ENCODER_SR)
+            padded = np.pad(y16, (pad, pad), mode="reflect" if len(y16) > pad else "constant")
+            p_len = len(padded) // 160
+            with torch.no_grad():
+                wav = torch.from_numpy(padded.astype(np.float32))[None].to(self.device)
+                feats = encoder.features(wav, layer=info.embedder_layer, final_proj=info.final_proj)[0]
+            f = feats.float().cpu().numpy()
+            check_width(f, info)
+            f0_frames = f0_on_grid(
+                tgt,
+                hop_s=f0.hop_s,
+                start_s=start / sr - PAD_S,
+                frame_s=FRAME_S,
+                n_frames=p_len,
+            )
+            indexed = f
+            if model.index is not None and model.big is not None and o.index_rate > 0:
+                indexed = retrieve(f, model.index, model.big, o.index_rate)
+            # 50 -> 100 frames per second, then exactly p_len frames
+            phone = nearest_frames(np.repeat(indexed, 2, axis=0), p_len)
+            plain = nearest_frames(np.repeat(f, 2, axis=0), p_len)
+            if info.f0 and o.protect < 0.5:
+                keep = np.where(f0_frames > 0, 1.0, o.protect)[:, None].astype(np.float32)
+                phone = phone * keep + plain * (1 - keep)
+            from autovoice.engines.rvc.model import f0_coarse
+
+            gen = torch.Generator(device="cpu").manual_seed(o.seed + start)
+            with torch.no_grad():
+                audio = model.net.infer(
+                    torch.from_numpy(np.ascontiguousarray(phone, dtype=np.float32))[None].to(self.device),
+                    torch.from_numpy(f0_coarse(f0_frames))[None].to(self.device) if info.f0 else None,
+                    torch.from_numpy(f0_frames.astype(np.float32))[None].to(self.device) if info.f0 else None,
+                    torch.tensor([o.speaker_id], device=self.device),
+                    **_draws(model, p_len, gen, info.f0, self.device),
+                )
+            out = audio[0, 0].float().cpu().numpy()
+            cut = int(round(PAD_S * info.sample_rate))
+            out = out[cut : len(out) - cut] if len(out) > 2 * cut else out
+            if o.resample_sr and o.resample_sr != info.sample_rate:
+                out = resample_to(out, orig_sr=info.sample_rate, target_sr=o.resample_sr)
+                back = resample_to(out, orig_sr=o.resample_sr, target_sr=sr)
+            else:
+                back = resample_to(out, orig_sr=info.sample_rate, target_sr=sr)
+            return to_length(back, len(seg))
+
+        out = run_windowed(x, sr=sr, convert=render, progress=progress)
+        out = rms_mix(x, out, sr=sr, rate=o.rms_mix_rate)
+        return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
+
+
+def _draws(model: LoadedRvc, frames: int, gen: Any, f0: bool, device: str) -> dict[str, Any]:
+    """The synthesizer's random draws from ``gen`` (CPU, so the same seed gives the same audio anywhere)."""
+    torch = model.torch
+    net = model.net
+    inter = net.enc_p.out_channels
+    draws = {"prior_noise": torch.randn(1, inter, frames, generator=gen).to(device)}
+    if f0:
+        draws["phase"] = torch.rand(1, 1, generator=gen).to(device)
+        draws["source_noise"] = torch.randn(1, frames * net.hop_length, 1, generator=gen).to(device)
+    return draws
+
+
+def _validate(options: Mapping[str, Any] | None) -> RvcOptions:
+    try:
+        return RvcOptions.model_validate(dict(options or {}))
+    except ValidationError as exc:
+        raise options_error("rvc", exc) from None
