@@ -1,0 +1,71 @@
+"""``autovoice live``: a file streamed through the live path, device errors without PortAudio, usage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from autovoice.cli import run
+from autovoice.config import Settings
+from tests.pipeline.test_live import _voice, tone_profile  # noqa: F401  (the module-scoped fixture)
+
+
+@pytest.fixture
+def stored_tone(settings: Settings, tone_profile: object) -> str:  # noqa: F811
+    from autovoice.profiles import ProfileStore
+
+    ProfileStore(settings).save(tone_profile)  # type: ignore[arg-type]
+    return "tone"
+
+
+def _portaudio_present() -> bool:
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:
+        return False
+    return True
+
+
+def test_file_streams_through_the_live_path(
+    stored_tone: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    y = _voice(np.full(int(1.5 * 24_000), 180.0), sr=24_000)
+    sf.write(src, y, 24_000)
+    out = tmp_path / "out.wav"
+    args = ["live", "--profile", stored_tone, "--pitch", "2", "--f0-method", "dio"]
+    rc = run([*args, "-i", str(src), "-o", str(out), "--no-deadlines", "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["latency"]["total_ms"] == pytest.approx(94.0)
+    assert doc["stats"]["dropped"] == 0
+    assert doc["stats"]["converted"] == doc["stats"]["blocks"]
+    got, sr = sf.read(out, dtype="float32")
+    assert sr == 16_000  # the stream's rate (--sample-rate)
+    assert len(got) == int(1.5 * 16_000)
+    assert np.abs(got).max() > 0.01
+
+
+def test_usage_and_device_errors_exit_2(
+    stored_tone: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["live", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_usage"
+    assert run(["live", "--profile", stored_tone, "-o", str(tmp_path / "x.wav"), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_usage"
+    assert run(["live", "--profile", stored_tone, "--block-ms", "45", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_parameter"
+    assert run(["live", "--profile", stored_tone, "--sample-rate", "22050", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_sample_rate"
+    assert run(["live", "--profile", "nobody", "-i", str(tmp_path / "x.wav"), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "profile_not_found"
+    if not _portaudio_present():
+        for args in (["live", "--list-devices", "--json"], ["live", "--profile", stored_tone, "--json"]):
+            assert run(args) == 2
+            err = json.loads(capsys.readouterr().out)["error"]
+            assert err["code"] == "audio_devices_unavailable"
+            assert "--input" in err["message"]
