@@ -20,7 +20,9 @@ from autovoice.clitools import JsonOpt, emit, progress_bar, report_error, table
 from autovoice.errors import AutoVoiceError
 
 if TYPE_CHECKING:
-    from autovoice.profiles import VoiceProfile
+    from autovoice.analysis.vocal_range import VocalRange
+    from autovoice.profiles import SampleQuality, VoiceProfile
+    from autovoice.profiles.models import StagedModel, TrainedModel
 
 log = logging.getLogger("autovoice")
 
@@ -33,7 +35,9 @@ app = typer.Typer(
 )
 profile_app = typer.Typer(help="Create, list, show and delete voice profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
-models_app = typer.Typer(help="List and download model weights that are not bundled.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List and download model weights that are not bundled, or add your own.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 # The service's commands import nothing heavy at module level, so `autovoice --help` stays fast.
@@ -42,6 +46,10 @@ from autovoice.service.cli import apikey_app, serve, worker  # noqa: E402
 app.add_typer(apikey_app, name="apikey")
 app.command("serve")(serve)
 app.command("worker")(worker)
+
+from autovoice.live_cli import live_cmd  # noqa: E402  (imports nothing heavy at module level)
+
+app.command("live")(live_cmd)
 
 #: :func:`run` honours these anywhere on the command line, after the subcommand too.
 _VERBOSE_FLAGS = ("-v", "--verbose")
@@ -83,6 +91,29 @@ def _device() -> str:
 def _print_profile(p: VoiceProfile) -> None:
     r, q = p.vocal_range, p.quality
     typer.echo(f"Profile {p.name!r}  id={p.id}  revision={p.revision}  created={p.created_at}")
+    if r is None or q is None:
+        typer.echo("  recordings none (a trained model alone: give a manual pitch, not auto key)")
+    else:
+        _print_range(r, q)
+    for m in p.models:
+        _print_model(m)
+
+
+def _print_model(m: TrainedModel) -> None:
+    d = m.to_dict()
+    extras = [f"{d['sample_rate'] / 1000:g} kHz" if d["sample_rate"] else None]
+    extras += ["F0" if d["f0"] else "no F0" if d["f0"] is not None else None]
+    extras += [f"{d['speakers']} speaker(s)" if d["speakers"] else None, d["embedder"]]
+    extras += [f"index {d['index_dim']}-d" if d["index_dim"] else None]
+    variant = f" {d['variant']}" if d["variant"] else ""
+    typer.echo(
+        f"  model      {m.id}  {m.name!r}  {m.kind}{variant}, "
+        + ", ".join(str(x) for x in extras if x)
+        + f", {m.size_bytes / 2**20:.1f} MiB"
+    )
+
+
+def _print_range(r: VocalRange, q: SampleQuality) -> None:
     typer.echo(
         f"  range      {r.lowest_note}–{r.highest_note} ({r.lowest_hz:.0f}–{r.highest_hz:.0f} Hz, "
         f"{r.span_semitones:.1f} semitones), median {r.to_dict()['median_note']} ({r.median_hz:.0f} Hz)"
@@ -102,18 +133,49 @@ def _print_profile(p: VoiceProfile) -> None:
 
 
 # -- profile commands ----------------------------------------------------------------------------
+_ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="A trained model: RVC/Applio .pth or so-vits-svc G_*.pth.")
+]
+_IndexOpt = Annotated[Path | None, typer.Option("--index", help="The RVC model's FAISS .index file.")]
+_ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="The so-vits-svc model's config.json (required for it).")
+]
+_ClusterOpt = Annotated[
+    Path | None, typer.Option("--cluster", help="A so-vits-svc cluster or feature-retrieval model.")
+]
+
+
+def _stage(model: Path, index: Path | None, config: Path | None, cluster: Path | None) -> StagedModel:
+    from autovoice.profiles.models import stage_model
+
+    return stage_model(model, index=index, config=config, cluster=cluster)
+
+
 @profile_app.command("create")
 def profile_create(
     name: Annotated[str, typer.Argument(help="Unique profile name.")],
-    samples: Annotated[list[Path], typer.Argument(help="Recordings of the voice (10 s to a few minutes).")],
+    samples: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Recordings of the voice (10 s to a few minutes); optional with --model."),
+    ] = None,
+    model: _ModelOpt = None,
+    index: _IndexOpt = None,
+    config: _ConfigOpt = None,
+    cluster: _ClusterOpt = None,
     replace: Annotated[bool, typer.Option("--replace", help="Rebuild an existing profile.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a voice profile from recordings: embedding, vocal range, quality report."""
+    """Build a voice profile from recordings (embedding, vocal range, quality report) and/or a trained
+    model (RVC v1/v2, Applio, so-vits-svc 4.x)."""
     from autovoice.profiles import ProfileStore, build_profile, validate_profile_name
+    from autovoice.profiles.models import model_only_profile
 
     store = ProfileStore()
     name = validate_profile_name(name)
+    if model is None and (index or config or cluster):
+        raise _usage("--index, --config and --cluster go with --model FILE.pth.")
+    if not samples and model is None:
+        raise _usage("Give recordings of the voice (SAMPLE...), a trained model (--model FILE.pth), or both.")
     if store.exists(name) and not replace:  # checked before the slow analysis, and again by save()
         from autovoice.errors import ConflictError
 
@@ -122,10 +184,54 @@ def profile_create(
             f"A profile named '{name}' already exists. Delete it first or replace it.",
             {"profile": name},
         )
-    with progress_bar(not as_json) as progress:
-        profile = build_profile(samples, name=name, device=_device(), progress=progress)
-    store.save(profile, replace=replace)
+    staged = [_stage(model, index, config, cluster)] if model is not None else []  # checked first: fast
+    try:
+        if samples:
+            with progress_bar(not as_json) as progress:
+                profile = build_profile(samples, name=name, device=_device(), progress=progress)
+        else:
+            profile = model_only_profile(name)
+        store.save(profile, replace=replace, models=staged)
+    finally:
+        for st in staged:
+            st.discard()
     emit(profile.summary(), as_json, lambda: _print_profile(profile))
+
+
+@profile_app.command("add-model")
+def profile_add_model(
+    name: Annotated[str, typer.Argument(help="Profile name or id.")],
+    model: Annotated[Path, typer.Argument(help="RVC/Applio .pth or so-vits-svc G_*.pth.")],
+    index: _IndexOpt = None,
+    config: _ConfigOpt = None,
+    cluster: _ClusterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a trained model to a profile (checked first; nothing is stored if it is refused)."""
+    from autovoice.profiles import ProfileStore
+
+    store = ProfileStore()
+    store.path_of(name)  # profile_not_found before copying a large file
+    with _stage(model, index, config, cluster) as staged:
+        added = store.add_model(name, staged)
+    emit(added.to_dict(), as_json, lambda: _print_model(added))
+
+
+@profile_app.command("remove-model")
+def profile_remove_model(
+    name: Annotated[str, typer.Argument(help="Profile name or id.")],
+    model_id: Annotated[str, typer.Argument(help="The model's id (mdl_..., see `autovoice profile show`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a trained model (and its files) from a profile."""
+    from autovoice.profiles import ProfileStore
+
+    removed = ProfileStore().remove_model(name, model_id)
+    emit(
+        {"deleted": removed.id, "name": removed.name, "profile": name},
+        as_json,
+        lambda: typer.echo(f"Removed model {removed.id} ({removed.name!r}) from {name!r}."),
+    )
 
 
 @profile_app.command("list")
@@ -143,13 +249,14 @@ def profile_list(as_json: JsonOpt = False) -> None:
             (
                 p.name,
                 p.id,
-                f"{p.vocal_range.lowest_note}–{p.vocal_range.highest_note}",
-                f"{p.quality.voiced_s:.1f} s",
+                f"{p.vocal_range.lowest_note}–{p.vocal_range.highest_note}" if p.vocal_range else "–",
+                f"{p.quality.voiced_s:.1f} s" if p.quality else "–",
+                ", ".join(m.kind for m in p.models) or "–",
                 p.revision,
             )
             for p in profiles
         ]
-        table(("NAME", "ID", "RANGE", "VOICED", "REVISION"), rows)
+        table(("NAME", "ID", "RANGE", "VOICED", "MODELS", "REVISION"), rows)
 
     emit({"profiles": [p.summary() for p in profiles]}, as_json, human)
 
@@ -158,7 +265,7 @@ def profile_list(as_json: JsonOpt = False) -> None:
 def profile_show(
     name: Annotated[str, typer.Argument(help="Profile name or id.")], as_json: JsonOpt = False
 ) -> None:
-    """Show one profile: range, tessitura, sample quality."""
+    """Show one profile: range, tessitura, sample quality, trained models."""
     from autovoice.profiles import ProfileStore
 
     profile = ProfileStore().get(name)
@@ -235,6 +342,7 @@ _FLAGS = {
     "separation": "--separation",
     "metrics": "--metrics",
     "engine_options": "--engine-options",
+    "block_ms": "--block-ms",
 }
 _CODE_FLAGS = {
     "unknown_engine": "--engine",
@@ -247,6 +355,12 @@ _CODE_FLAGS = {
     "no_voiced_audio": "--pitch N (instead of --auto-key)",
     "profile_exists": "--replace",
     "model_unavailable": "--separation none",
+    "auto_key_needs_recordings": "--pitch N (instead of --auto-key)",
+    "profile_needs_recordings": "--engine",
+    "model_config_required": "--config config.json",
+    "invalid_sample_rate": "--sample-rate",
+    "engine_cannot_stream": "--engine world",
+    "audio_devices_unavailable": "--input FILE -o OUT",
 }
 
 
@@ -270,8 +384,13 @@ def convert_cmd(
         bool, typer.Option("--auto-key", help="Move the melody into the profile's range.")
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="Conversion engine (list: `autovoice engines`).")
-    ] = "world",
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Conversion engine (list: `autovoice engines`); default: the kind of the profile's "
+            "trained model, else world.",
+        ),
+    ] = None,
     f0_method: Annotated[
         str | None,
         typer.Option("--f0-method", help="Pitch tracker, default the preset's (list: `autovoice engines`)."),
@@ -307,10 +426,13 @@ def convert_cmd(
     Several inputs (or a folder) need -o OUTDIR; models load once, a bad file is reported and the
     others go on; the exit code is 2 if any failed.
     """
-    from autovoice.pipeline import ConversionOptions, check_output, default_output
+    from autovoice.pipeline import check_output, default_output
+    from autovoice.pipeline.options import options_for_profile
     from autovoice.profiles import ProfileStore
 
-    options = ConversionOptions.parse(
+    target = ProfileStore().get(profile)
+    options = options_for_profile(
+        target,
         engine=engine,
         f0_method=f0_method,
         preset=preset,
@@ -328,7 +450,6 @@ def convert_cmd(
         raise _usage("Several inputs need an output folder: -o OUTDIR.")
     if batch and output is not None and output.suffix and not output.is_dir():
         raise _usage(f"'{output}' looks like a file; several inputs need an output folder (-o OUTDIR).")
-    target = ProfileStore().get(profile)
     outs = [
         default_output(f, target, output) if batch or output is None or output.is_dir() else output
         for f in files
@@ -617,6 +738,21 @@ def models_download(
     with progress_bar(not as_json) as progress:
         path = download_weights(name, progress=progress)
     emit({"name": name, "path": str(path)}, as_json, lambda: typer.echo(f"{name}: {path}"))
+
+
+@models_app.command("add")
+def models_add(
+    name: Annotated[str, typer.Argument(help="hubert_base, contentvec or rmvpe.")],
+    path: Annotated[Path, typer.Argument(help="A file (.pt) or a Hugging Face folder you have.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a content encoder (or RMVPE) from your own file or folder: checked, then copied into the cache."""
+    from autovoice.models.hubert import add_local
+
+    with progress_bar(not as_json) as progress:
+        progress(0.0, f"checking {name}")
+        stored = add_local(name, path)
+    emit({"name": name, "path": str(stored)}, as_json, lambda: typer.echo(f"{name}: {stored}"))
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -66,6 +66,22 @@ class Settings(BaseSettings):
     )
     rate_limit: str = Field(default="100/minute", description="Per key/client; '' disables.")
     job_rate_limit: str = Field(default="10/minute", description="Job-creating requests; '' disables.")
+    address_rate_limit: str = Field(
+        default="", description="Per client address over all its keys, on top of rate_limit; '' disables."
+    )
+    health_cache_s: float = Field(
+        default=1.0, ge=0, description="Longest age of the /health document (database ping, job counts)."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Workers: job process i serves Prometheus /metrics on this port + i; unset: none.",
+    )
+    worker_metrics_host: str = Field(default="127.0.0.1", description="Address the worker metrics bind.")
+    server_workers: int = Field(
+        default=1, ge=1, description="Server processes sharing the port; more than 1 needs distributed mode."
+    )
     require_api_key: bool | None = Field(
         default=None, description="None: required only when binding a non-loopback address."
     )
@@ -75,6 +91,10 @@ class Settings(BaseSettings):
     job_workers: int = Field(default=1, ge=1, description="Concurrent jobs in the embedded server.")
     job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job attempt.")
     job_max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed.")
+    live_sessions_per_key: int = Field(
+        default=1, ge=1, description="Live conversions (WS /api/v1/live) open at once per key/client."
+    )
+    live_max_sessions: int = Field(default=2, ge=1, description="Live conversions open at once in a server.")
 
     @property
     def model_cache_dir(self) -> Path:

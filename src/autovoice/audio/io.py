@@ -118,10 +118,11 @@ def _not_audio(p: Path, why: str = "") -> UnsupportedFormatError:
     )
 
 
-def decode(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode a whole file to ``float32`` of shape ``(channels, samples)`` at its own rate.
 
-    Raises ``unsupported_format`` when the file is not decodable audio.
+    Raises ``unsupported_format`` when the file is not decodable audio, and ``audio_too_long`` as soon as
+    more than ``max_seconds`` are decoded (a container can claim 2 s and hold hours of silence).
     """
     p = Path(path)
     try:
@@ -130,10 +131,10 @@ def decode(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             return np.ascontiguousarray(data.T), int(sr)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass
-    return _decode_ffmpeg(p)
+    return _decode_ffmpeg(p, max_seconds)
 
 
-def _decode_ffmpeg(p: Path) -> tuple[np.ndarray, int]:
+def _decode_ffmpeg(p: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     import av
 
     try:
@@ -144,10 +145,19 @@ def _decode_ffmpeg(p: Path) -> tuple[np.ndarray, int]:
             sr = int(stream.codec_context.sample_rate or 0)
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=sr)
             chunks: list[np.ndarray] = []
+            cap, decoded = (max_seconds or 0) * sr, 0
             for frame in container.decode(stream):
                 assert isinstance(frame, av.AudioFrame)
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())
+                decoded += frame.samples
+                if cap and decoded > cap:  # stop a decompression bomb before it fills the memory
+                    raise AudioError(
+                        "audio_too_long",
+                        f"{p.name} holds more than {max_seconds:.0f} s of audio although its header "
+                        "says less; the limit is AUTOVOICE_MAX_AUDIO_SECONDS.",
+                        {"path": str(p), "duration_s": round(decoded / sr, 3), "max_s": max_seconds},
+                    )
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
     except av.error.FFmpegError as exc:
@@ -214,7 +224,7 @@ def load(
         check_limits(
             duration_s=info.duration_s, sr=info.sample_rate, channels=info.channels, settings=settings
         )
-    y, file_sr = decode(path)
+    y, file_sr = decode(path, max_seconds=settings.max_audio_seconds if validate else None)
     if validate:
         validate_audio(y, sr=file_sr, settings=settings)
     if mono:

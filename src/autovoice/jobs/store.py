@@ -99,6 +99,18 @@ class JobStore:
             rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
             return {str(status): int(n) for status, n in rows}
 
+    def oldest_queued_age_s(self) -> float:
+        """Seconds since the oldest ``queued`` job was created; 0 when none waits."""
+        from datetime import UTC, datetime
+
+        with self.db.session() as s:
+            oldest = s.scalar(select(func.min(JobRow.created_at)).where(JobRow.status == "queued"))
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:  # stored without a zone: always UTC
+            oldest = oldest.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+
     def queued_count(self) -> int:
         with self.db.session() as s:
             return int(s.scalar(select(func.count()).where(JobRow.status == "queued")) or 0)

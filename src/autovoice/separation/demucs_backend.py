@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
+import pickle  # nosec B403 # only for pickle.UnpicklingError; see the module docstring
 import re
 import warnings
 from collections.abc import Callable

@@ -32,7 +32,7 @@ Our choices
 from __future__ import annotations
 
 import logging
-import pickle
+import pickle  # nosec B403 # torch.load(weights_only=True) + _allowed_globals(): numpy arrays only
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

@@ -40,6 +40,7 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     from autovoice.jobs import JobContext, JobStore, LocalBus, RedisBus, make_queue, redis_url
     from autovoice.models.devices import resolve_device
     from autovoice.service.auth import ApiKeyAuth
+    from autovoice.service.observability import Cached
     from autovoice.service.ratelimit import RateLimits
     from autovoice.service.state import ServiceState
     from autovoice.storage import BlobStore, Database, ProfileIndex
@@ -58,6 +59,7 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     limits = RateLimits(
         settings.rate_limit,
         settings.job_rate_limit,
+        address=settings.address_rate_limit,
         storage_uri=url if url else "memory://",
     )
     return ServiceState(
@@ -73,6 +75,7 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
         limits=limits,
         metrics=metrics,
         device=resolve_device(settings.device),
+        health=Cached(settings.health_cache_s),
     )
 
 
@@ -81,6 +84,7 @@ def create_app(
     *,
     host: str | None = None,
     on_ready: Callable[[Any], None] | None = None,
+    multiprocess_metrics: bool = False,
 ) -> FastAPI:
     """Build the AutoVoice API.
 
@@ -92,6 +96,8 @@ def create_app(
         The address the server binds (decides whether API keys are required); default loopback.
     on_ready
         Called with the :class:`~autovoice.service.state.ServiceState` once start-up has finished.
+    multiprocess_metrics
+        ``/metrics`` adds up the counters of every server process (``server_workers`` > 1).
     """
     from fastapi.middleware.cors import CORSMiddleware
     from starlette.concurrency import run_in_threadpool
@@ -108,7 +114,11 @@ def create_app(
         state = holder.get("state")
         return state.jobs.count_by_status() if state is not None else {}
 
-    metrics = Metrics(job_counts)
+    def queue_age() -> float:
+        state = holder.get("state")
+        return state.jobs.oldest_queued_age_s() if state is not None else 0.0
+
+    metrics = Metrics(job_counts, multiprocess=multiprocess_metrics, queue_age=queue_age)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,6 +166,9 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for module in (health, profiles, conversions, engines, tts):
         app.include_router(module.router)
+    from autovoice.service.routes import live
+
+    app.include_router(live.router)
     _mount_web(app)
     return app
 
@@ -178,8 +191,13 @@ def serve(
     *,
     settings: Settings | None = None,
     banner: bool = True,
+    workers: int | None = None,
 ) -> None:
     """Run the API with uvicorn until interrupted (blocks).
+
+    ``workers`` (default ``Settings.server_workers``) server processes share the port; more than one
+    needs distributed mode (jobs on Celery workers, state in PostgreSQL and Redis), and each process
+    then reads its settings from the environment.
 
     Logs go to stderr (readable on a terminal, else JSON lines; ``log_format`` decides) at the settings'
     ``log_level``, or at the more verbose level the CLI's ``-v`` already set up. Once start-up is done,
@@ -191,7 +209,20 @@ def serve(
     from autovoice.service.logs import configure_server_logging
 
     s = settings or get_settings()
+    n = s.server_workers if workers is None else workers
+    if n > 1 and not s.broker_url:
+        from autovoice.errors import ParameterError
+
+        raise ParameterError(
+            "server_workers_need_broker",
+            f"server_workers={n} needs distributed mode: set AUTOVOICE_BROKER_URL and "
+            "AUTOVOICE_DATABASE_URL. In embedded mode jobs run inside the one server process.",
+            {"server_workers": n},
+        )
     configure_server_logging(s)
+    if n > 1:
+        _serve_processes(s, host, port, n, banner=banner)
+        return
 
     def show_banner(state: Any) -> None:
         text = startup_banner(s, host, port, device=state.device, api_keys_required=state.auth.required)
@@ -200,3 +231,49 @@ def serve(
 
     app = create_app(s, host=host, on_ready=show_banner if banner else None)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, ws="websockets-sansio")
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several server processes (uvicorn's factory when ``server_workers`` > 1)."""
+    from autovoice.service.logs import configure_server_logging
+
+    s = get_settings()
+    configure_server_logging(s)
+    return create_app(s, multiprocess_metrics=True)
+
+
+def _serve_processes(s: Settings, host: str, port: int, workers: int, *, banner: bool) -> None:
+    """``workers`` uvicorn processes on one port; /metrics adds up all of them (prometheus_client's
+    multiprocess mode, in a temporary folder)."""
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from autovoice.models.devices import resolve_device
+    from autovoice.service.banner import startup_banner
+
+    required = api_key_required(s, host)
+    folder = tempfile.mkdtemp(prefix="autovoice-metrics-")
+    # The processes read their settings afresh: hand them what this one decided (written, not read,
+    # here; prometheus_client reads its folder from this variable when it is imported).
+    os.environ["AUTOVOICE_REQUIRE_API_KEY"] = "true" if required else "false"
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    if banner:
+        text = startup_banner(s, host, port, device=resolve_device(s.device), api_keys_required=required)
+        sys.stdout.write(f"{text}\n{workers} server processes.\n")
+        sys.stdout.flush()
+    try:
+        uvicorn.run(
+            "autovoice.service.app:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=False,
+            ws="websockets-sansio",
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -23,7 +23,7 @@ from autovoice.service.errors import AuthError
 from autovoice.storage import ApiKeyRow, Database
 from autovoice.storage.tables import utcnow
 
-TOKEN_PREFIX = "av_"
+TOKEN_PREFIX = "av_"  # nosec B105 # the public prefix of every key, not a secret
 # Write `last_used_at` at most this often per key, so auth does not turn every read into a write.
 _TOUCH_INTERVAL_S = 60.0
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 from autovoice import __version__
 from autovoice.config import Settings
 
-_ANY = {"0.0.0.0", "::", ""}  # wildcard bind addresses
+_ANY = {"0.0.0.0", "::", ""}  # nosec B104 # wildcard bind addresses, recognised (not bound) here
 
 
 def _url_host(host: str) -> str:

@@ -94,11 +94,17 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Server processes (distributed mode only; AUTOVOICE_SERVER_WORKERS)."
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP + WebSocket API (embedded job queue unless AUTOVOICE_BROKER_URL is set)."""
     from autovoice.service.app import serve as run
 
-    run(host=host, port=port)
+    run(host=host, port=port, workers=workers)
 
 
 def worker(
@@ -111,7 +117,16 @@ def worker(
     from autovoice.config import get_settings
     from autovoice.jobs.worker import run_worker
     from autovoice.service.logs import configure_server_logging
+    from autovoice.service.observability import worker_metrics
 
     settings = get_settings()
     configure_server_logging(settings)
-    run_worker(settings, concurrency=concurrency, name=name, loglevel=settings.log_level)
+    observer, serve_metrics = worker_metrics(settings)  # AUTOVOICE_WORKER_METRICS_PORT
+    run_worker(
+        settings,
+        concurrency=concurrency,
+        name=name,
+        loglevel=settings.log_level,
+        observer=observer,
+        on_child_start=serve_metrics,
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import json as jsonlib
 import logging
+import re
 import sys
 from typing import Any, Literal, TextIO
 
@@ -96,6 +97,33 @@ class QuietLibraries(logging.Filter):
             return True
         floor = logging.INFO if _under(record.name, SERVER_LOGGERS) else logging.WARNING
         return record.levelno >= max(self.level, floor)
+
+
+#: Secrets that libraries may put in a message (uvicorn logs a WebSocket's path with its query string,
+#: ``?api_key=...``; drivers may print connection URLs): each is replaced before any handler formats it.
+_SECRETS = (
+    (re.compile(r"(?i)\b(api_key|token|password|secret)=[^&\s\"']+"), r"\1=[redacted]"),
+    (re.compile(r"(\w+://[^/\s:@]*:)[^@\s/]+@"), r"\1[redacted]@"),
+    (re.compile(r"\bav_[A-Za-z0-9_-]{16,}"), "av_[redacted]"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with API keys, ``api_key=``/``password=`` values and URL passwords replaced."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites each record's message through :func:`redact` (API keys and passwords never reach a log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -183,6 +211,7 @@ def configure_logging(
         json = not (callable(isatty) and isatty())
     handler = _Handler(out, number)
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactSecrets())
     if quiet_third_party:
         handler.addFilter(QuietLibraries(number))
     handler.setFormatter(JsonFormatter() if json else TextFormatter())

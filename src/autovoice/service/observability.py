@@ -8,21 +8,37 @@ Log set-up (text or JSON lines) is in :mod:`autovoice.service.logs`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autovoice.service.logs import configure_logging, current_request_id
 
-__all__ = ["Metrics", "RequestMiddleware", "configure_logging", "current_request_id"]
+if TYPE_CHECKING:
+    from autovoice.config import Settings
+
+__all__ = [
+    "Cached",
+    "Metrics",
+    "RequestMiddleware",
+    "configure_logging",
+    "current_request_id",
+    "start_metrics_server",
+    "worker_metrics",
+]
+T = TypeVar("T")
 
 log = logging.getLogger("autovoice.service")
 _RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -30,27 +46,44 @@ _DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
 
 class _StateCollector(Collector):
-    """Gauges computed when scraped: jobs by state, queue depth, models, memory, GPU."""
+    """Gauges computed when scraped: jobs by state and queue depth (with ``job_counts``: the server's,
+    not a worker's), models, memory, GPU."""
 
-    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self, job_counts: Callable[[], dict[str, int]] | None, queue_age: Callable[[], float] | None = None
+    ) -> None:
         self.job_counts = job_counts
+        self.queue_age = queue_age
 
     def collect(self) -> Iterator[Metric]:
         from autovoice.models.cache import CACHE
         from autovoice.storage import JOB_STATUSES
 
-        try:
-            counts = self.job_counts()
-        except Exception as exc:  # the database is down: report what we can
-            log.warning("metrics: cannot count jobs: %s", exc)
-            counts = {}
-        jobs = GaugeMetricFamily("autovoice_jobs", "Jobs by state.", labels=["state"])
-        for state in JOB_STATUSES:
-            jobs.add_metric([state], counts.get(state, 0))
-        yield jobs
-        yield GaugeMetricFamily(
-            "autovoice_queue_depth", "Jobs waiting to start.", value=counts.get("queued", 0)
-        )
+        if self.job_counts is not None:
+            try:
+                counts = self.job_counts()
+            except Exception as exc:  # the database is down: report what we can
+                log.warning("metrics: cannot count jobs: %s", exc)
+                counts = {}
+            jobs = GaugeMetricFamily("autovoice_jobs", "Jobs by state.", labels=["state"])
+            for state in JOB_STATUSES:
+                jobs.add_metric([state], counts.get(state, 0))
+            yield jobs
+            yield GaugeMetricFamily(
+                "autovoice_queue_depth", "Jobs waiting to start.", value=counts.get("queued", 0)
+            )
+        if self.queue_age is not None:
+            try:
+                age = self.queue_age()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot read the queue's age: %s", exc)
+            else:
+                yield GaugeMetricFamily(
+                    "autovoice_queue_oldest_job_age_seconds",
+                    "Age of the oldest queued job (0: none).",
+                    value=age,
+                )
+        yield from _disk_metrics()
         load = GaugeMetricFamily(
             "autovoice_model_load_seconds", "Time to load each model in this process.", labels=["model"]
         )
@@ -67,9 +100,28 @@ class _StateCollector(Collector):
             proc.add_metric(["rss"], mem.rss)
             proc.add_metric(["vms"], mem.vms)
             yield proc
-        except Exception:  # psutil unavailable on an exotic platform
+        except Exception:  # nosec B110 # psutil unavailable on an exotic platform: no memory gauge
             pass
         yield from _gpu_metrics()
+
+
+def _disk_metrics() -> Iterator[Metric]:
+    """Free and total bytes of the filesystem that holds the data dir (uploads, outputs, profiles)."""
+    import shutil
+
+    from autovoice.config import get_settings
+
+    try:
+        usage = shutil.disk_usage(get_settings().data_dir)
+    except OSError as exc:
+        log.warning("metrics: cannot read the data dir's disk usage: %s", exc)
+        return
+    yield GaugeMetricFamily(
+        "autovoice_data_dir_free_bytes", "Free bytes on the data dir's filesystem.", value=usage.free
+    )
+    yield GaugeMetricFamily(
+        "autovoice_data_dir_size_bytes", "Size of the data dir's filesystem.", value=usage.total
+    )
 
 
 def _gpu_metrics() -> Iterator[Metric]:
@@ -96,15 +148,27 @@ def _gpu_metrics() -> Iterator[Metric]:
 
 
 class Metrics:
-    """The service's Prometheus metrics; also a :class:`autovoice.jobs.JobObserver`."""
+    """The service's Prometheus metrics; also a :class:`autovoice.jobs.JobObserver`.
 
-    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+    ``job_counts`` (the server's) feeds ``autovoice_jobs`` and ``autovoice_queue_depth``; a worker passes
+    None, since those come from the database and the server already reports them.
+    """
+
+    def __init__(
+        self,
+        job_counts: Callable[[], dict[str, int]] | None,
+        *,
+        multiprocess: bool = False,
+        queue_age: Callable[[], float] | None = None,
+    ) -> None:
         from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        if not multiprocess:  # per-process collectors; in multiprocess mode each would be one process's
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
         self.requests = Counter(
             "autovoice_http_requests",
             "HTTP requests by route template and status.",
@@ -137,7 +201,8 @@ class Metrics:
             buckets=_RTF_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(job_counts))
+        self._state = _StateCollector(job_counts, queue_age)
+        self.registry.register(self._state)
 
     def job_finished(self, *, kind: str, preset: str, status: str, seconds: float, rtf: float | None) -> None:
         self.jobs_finished.labels(kind, status).inc()
@@ -147,7 +212,80 @@ class Metrics:
                 self.rtf.labels(kind, preset).observe(float(rtf))
 
     def render(self) -> bytes:
+        if self.multiprocess:
+            # Counters and histograms of every server process (PROMETHEUS_MULTIPROC_DIR), plus the gauges
+            # computed now (jobs, queue depth from the database; models, memory of this process).
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            registry.register(self._state)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class Cached(Generic[T]):
+    """A value recomputed when older than ``ttl_s`` seconds (``/health``'s document).
+
+    Concurrent callers of a stale value wait for one refresh, run in the thread pool, instead of each
+    recomputing it. ``ttl_s`` 0 recomputes on every call.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = max(float(ttl_s), 0.0)
+        self._value: T | None = None
+        self._at = -math.inf
+        self._lock: asyncio.Lock | None = None
+
+    def _fresh(self) -> T | None:
+        return self._value if time.monotonic() - self._at < self.ttl_s else None
+
+    async def get(self, compute: Callable[[], T]) -> T:
+        value = self._fresh()
+        if value is not None:
+            return value
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # made on the event loop that uses it
+        async with self._lock:
+            value = self._fresh()
+            if value is None:
+                value = await run_in_threadpool(compute)
+                self._value, self._at = value, time.monotonic()
+            return value
+
+
+def start_metrics_server(metrics: Metrics, *, host: str, port: int) -> Any:
+    """Serve ``metrics`` at ``http://host:port/metrics`` from a daemon thread (a worker's job process).
+
+    Returns the server (``.shutdown()`` stops it), or None when the port cannot be bound: that is
+    logged as an error and the process goes on without an endpoint.
+    """
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        log.error(
+            "worker metrics: cannot listen on %s:%d (%s); this process serves no metrics", host, port, exc
+        )
+        return None
+    log.info("worker metrics on http://%s:%d/metrics", host, port)
+    return server
+
+
+def worker_metrics(settings: Settings) -> tuple[Metrics | None, Callable[[int], None] | None]:
+    """What ``autovoice worker`` needs for ``Settings.worker_metrics_port``: the job observer, and the
+    hook each job process calls with its index to serve it on ``worker_metrics_port + index``
+    (``(None, None)`` when the port is unset)."""
+    if settings.worker_metrics_port is None:
+        return None, None
+    metrics = Metrics(None)
+    base, host = settings.worker_metrics_port, settings.worker_metrics_host
+
+    def serve(index: int) -> None:
+        start_metrics_server(metrics, host=host, port=base + index)
+
+    return metrics, serve
 
 
 class RequestMiddleware:

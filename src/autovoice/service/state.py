@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,8 +11,9 @@ from autovoice.config import Settings
 from autovoice.jobs import EventBus, JobContext, JobStore
 from autovoice.jobs.queue import CeleryQueue, LocalQueue
 from autovoice.service.auth import ApiKeyAuth, token_from_headers
-from autovoice.service.observability import Metrics
+from autovoice.service.observability import Cached, Metrics
 from autovoice.service.ratelimit import RateLimits
+from autovoice.service.schemas import HealthResponse
 from autovoice.storage import BlobStore, Database, ProfileIndex
 
 
@@ -30,6 +31,8 @@ class ServiceState:
     limits: RateLimits
     metrics: Metrics
     device: str
+    #: The ``/health`` document, at most ``Settings.health_cache_s`` old.
+    health: Cached[HealthResponse] = field(default_factory=lambda: Cached(1.0))
 
 
 def get_state(request: Request) -> ServiceState:
@@ -41,10 +44,14 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def client_identity(request: Request, key_id: str | None) -> str:
     if key_id is not None:
         return f"key:{key_id}"
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{client_address(request)}"
 
 
 def authenticate(request: Request) -> str | None:
@@ -63,10 +70,10 @@ def guard(request: Request) -> str:
         key_id = state.auth.authenticate(token)
     except Exception:
         # Count failed attempts against the address, so keys cannot be guessed at full speed.
-        state.limits.check(client_identity(request, None))
+        state.limits.check(client_identity(request, None), address=client_address(request))
         raise
     identity = client_identity(request, key_id)
-    state.limits.check(identity)
+    state.limits.check(identity, address=client_address(request))
     request.state.identity = identity
     return identity
 

@@ -9,14 +9,17 @@ paths; only a whitelisted extension is kept (decoders sniff the content anyway).
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import anyio
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
-from autovoice.errors import ParameterError, PayloadTooLargeError, UnsupportedFormatError
+from autovoice.errors import AutoVoiceError, ParameterError, PayloadTooLargeError, UnsupportedFormatError
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".webm", ".mp4", ".aif", ".aiff"}
@@ -24,6 +27,24 @@ AUDIO_EXTENSIONS = frozenset(
 _EXT_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 50
+#: A client that sends no byte for this long, or (after the grace period) less than the minimum rate on
+#: average, gets 408 ``upload_timeout``: a slow client cannot hold a connection and a scratch folder.
+UPLOAD_IDLE_TIMEOUT_S = 30.0
+UPLOAD_GRACE_S = 30.0
+UPLOAD_MIN_BYTES_PER_S = 8 * 1024
+
+
+class UploadTimeoutError(AutoVoiceError):
+    """The client stopped sending its upload, or sent it too slowly (``upload_timeout``, 408)."""
+
+    http_status = 408
+
+
+class ClientDisconnectedError(AutoVoiceError):
+    """The client hung up mid-upload (``client_disconnected``): 499, as nginx logs it; nobody reads it,
+    but the request counts as the client's doing, not as a server error."""
+
+    http_status = 499
 
 
 @dataclass
@@ -64,6 +85,38 @@ def _too_large(limit: int, name: str) -> PayloadTooLargeError:
         "(AUTOVOICE_MAX_UPLOAD_BYTES).",
         {"limit_bytes": limit},
     )
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body's chunks, ending it with 408 ``upload_timeout`` when the client stalls or trickles."""
+    chunks = request.stream().__aiter__()
+    started, received = time.monotonic(), 0
+    while True:
+        try:
+            with anyio.fail_after(UPLOAD_IDLE_TIMEOUT_S):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except ClientDisconnect:
+            raise ClientDisconnectedError(
+                "client_disconnected", "The client closed the connection during the upload.", {}
+            ) from None
+        except TimeoutError:
+            raise UploadTimeoutError(
+                "upload_timeout",
+                f"The upload stalled: no data for {UPLOAD_IDLE_TIMEOUT_S:.0f} s.",
+                {"received_bytes": received, "idle_timeout_s": UPLOAD_IDLE_TIMEOUT_S},
+            ) from None
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if elapsed > UPLOAD_GRACE_S and received < UPLOAD_MIN_BYTES_PER_S * elapsed:
+            raise UploadTimeoutError(
+                "upload_timeout",
+                f"The upload is too slow: {received / elapsed / 1024:.1f} KiB/s on average, below "
+                f"{UPLOAD_MIN_BYTES_PER_S / 1024:.0f} KiB/s.",
+                {"received_bytes": received, "min_bytes_per_s": UPLOAD_MIN_BYTES_PER_S},
+            )
+        yield chunk
 
 
 class _Parser:
@@ -179,6 +232,8 @@ async def receive_multipart(
         ``file_too_large`` / ``too_many_files`` (413), checked while receiving.
     ParameterError
         ``invalid_parameter`` (422) for malformed multipart data or unexpected file fields.
+    UploadTimeoutError
+        ``upload_timeout`` (408) when the body stalls or arrives too slowly.
     """
     import python_multipart
     from python_multipart.exceptions import FormParserError
@@ -207,7 +262,7 @@ async def receive_multipart(
     }
     mp = python_multipart.MultipartParser(params[b"boundary"], callbacks)
     try:
-        async for chunk in request.stream():
+        async for chunk in _body_chunks(request):
             mp.write(chunk)
             if parser.pending:
                 await anyio.to_thread.run_sync(parser.flush)

@@ -1,11 +1,16 @@
-"""``/health``, ``/health/live``, ``/health/ready`` and ``/metrics``."""
+"""``/health``, ``/health/live``, ``/health/ready`` and ``/metrics``.
+
+``/health`` and ``/health/ready`` answer from a document at most ``Settings.health_cache_s`` old
+(``ServiceState.health``, a :class:`~autovoice.service.observability.Cached`): probes and dashboards
+poll them often, and a database round trip per call was the most expensive part of the route under
+load. One request at a time refreshes it, in the thread pool.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.concurrency import run_in_threadpool
 
 from autovoice import __version__
 from autovoice.models.cache import CACHE
@@ -34,9 +39,9 @@ def _health(state: ServiceState) -> HealthResponse:
 
 
 @router.get("/health", response_model=HealthResponse)
-def health(state: State) -> HealthResponse:
-    """Status, version, device, loaded models and queue depth."""
-    return _health(state)
+async def health(state: State) -> HealthResponse:
+    """Status, version, device, loaded models and queue depth (at most `AUTOVOICE_HEALTH_CACHE_S` old)."""
+    return await state.health.get(lambda: _health(state))
 
 
 @router.get("/health/live", response_model=LiveResponse)
@@ -52,7 +57,7 @@ async def live() -> LiveResponse:
 )
 async def ready(state: State) -> HealthResponse | JSONResponse:
     """Ready to take requests (readiness probe): the database answers."""
-    doc = await run_in_threadpool(_health, state)
+    doc = await state.health.get(lambda: _health(state))
     if not doc.database:
         return JSONResponse(
             error_body("not_ready", "The database does not answer.", {"database": False}), status_code=503

@@ -2,6 +2,7 @@
 
 import { api, getApiKey, isKeyRemembered, loadStoredKey, onKeyChange, setApiKey } from "./api.js";
 import { initConvert, refreshCatalog, selectProfile } from "./convert.js";
+import { initLive } from "./live.js";
 import { initSpeak, refreshVoices } from "./speak.js";
 import { $, clearError, onAuthError, showError } from "./ui.js";
 import { initVoices, refreshProfiles } from "./voices.js";
@@ -113,6 +114,7 @@ function main() {
   });
   initConvert();
   initSpeak();
+  initLive();
   reloadData();
   document.documentElement.dataset.ready = "true";
 }
