@@ -17,7 +17,8 @@ sources, held-out utterances (5-8) of two other speakers, one of the same and on
 order) instead of all of them, to see how quality holds with little enrollment audio.
 
 Plus the whole shared song (133 s, 44.1 kHz stereo mix), vocal separated (``--song-separation``, default
-``spleeter``), converted to speaker 367 with auto key, for each of ``--song-presets``.
+``spleeter``), converted to speaker 367 with auto key, for each of ``--song-presets``; its words check
+compares the output mix's transcript with the input mix's.
 
 Pairs are measured with the ``full`` report (every frame); the song with ``--song-metrics`` (default
 ``full``). ``frac_off_50`` is the share of compared voiced frames more than 50 cents from the plan.
@@ -25,7 +26,7 @@ Pairs are measured with the ``full`` report (every frame); the song with ``--son
 Writes ``bench/results/quality[_<engine>][_<f0 method>][_p<N>s].json`` and ``.md``. Usage:
 ``python bench/quality.py [--presets fast,balanced,quality] [--pairs N] [--engine world]
 [--f0-method fcpe] [--song-presets balanced] [--song-separation spleeter] [--profile-seconds N]
-[--no-words]``.
+[--no-words]``. ``--pairs 0`` measures the song alone (``quality[_<engine>]_song``).
 """
 
 from __future__ import annotations
@@ -219,10 +220,12 @@ def main() -> None:
             )
             print(preset, rows[-1], flush=True)
         song = song_row(preset, args) if preset in args.song_presets.split(",") else None
-        results["presets"][preset] = {"pairs": rows, "summary": summarise(rows), "song": song}
+        summary = summarise(rows) if rows else None
+        results["presets"][preset] = {"pairs": rows, "summary": summary, "song": song}
     if words is not None:
         results["words"] = {**words.summary(), "baseline": list(words.sources.values())}
     name = "quality" + (f"_{args.engine}" if args.engine != "world" else "")
+    name += "_song" if args.pairs == 0 else ""
     name += f"_{args.f0_method}" if args.f0_method else ""
     name += f"_p{args.profile_seconds:g}s" if args.profile_seconds is not None else ""
     write_results(name, results, table(results))
@@ -263,6 +266,12 @@ def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         "floor": rep.similarity_source_to_target,
         "warnings": res.warnings,
     }
+    if args.words:  # the sung words: the output mix's transcript against the input mix's
+        from autovoice.metrics.words import character_error_rate, transcribe
+
+        row["source_text"] = transcribe(y, sr=sr, language=LANGUAGE)
+        row["output_text"] = transcribe(res.mix, sr=sr, language=LANGUAGE)
+        row["cer"] = character_error_rate(row["source_text"], row["output_text"], language=LANGUAGE)
     print("song", preset, row, flush=True)
     return row
 
@@ -315,6 +324,8 @@ def table(results: dict[str, Any]) -> str:
 
     for preset, r in results["presets"].items():
         s = r["summary"]
+        if s is None:  # --pairs 0: the song alone
+            continue
         lines.append(
             f"| {preset} | {s['pairs']} | {s['similarity_mean']:.3f} ({s['floor_mean']:.3f}) | "
             f"{s['gain_mean']:+.3f} | {s['identified_share'] * 100:.0f}% | {s['ovrl_mean']:.2f} | "
@@ -323,7 +334,7 @@ def table(results: dict[str, Any]) -> str:
         )
     words = results.get("words")
     if words:
-        first = next(iter(results["presets"].values()), None)
+        first = next((r for r in results["presets"].values() if r["summary"]), None)
         s = first["summary"] if first else {}
         lines.append(
             f"| WORLD resynthesis, no conversion (floor) | {s.get('pairs', '-')} | - | - | - | - | - | - | - | "
@@ -334,16 +345,18 @@ def table(results: dict[str, Any]) -> str:
         lines += [
             "",
             "| song (133 s, 44.1 kHz stereo) | separation | RTF | separate s | convert s | report s "
-            "| similarity (floor) | DNSMOS OVRL | median pitch error | frames > 50 c | shift | warnings |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| similarity (floor) | DNSMOS OVRL | median pitch error | frames > 50 c | shift | CER | warnings |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for preset, g in songs.items():
             t = g["timings"]
+            song_cer = f"{g['cer'] * 100:.1f}%" if "cer" in g else "-"
             lines.append(
                 f"| {preset} | {g['separation']} | {g['rtf']:.3f} | {t.get('separate', 0):.1f} | "
                 f"{t.get('convert', 0):.1f} | {t.get('metrics', 0):.1f} | {g['similarity_to_target']:.3f} "
                 f"({g['floor']:.3f}) | {g['ovrl']:.2f} | {g['median_cents']:.1f} c | "
                 f"{g['frac_off_50'] * 100:.1f}% | {g['shift']:+.0f} | "
+                f"{song_cer} | "
                 f"{', '.join(w['code'] for w in g['warnings']) or '-'} |"
             )
     lines += [

@@ -106,12 +106,16 @@ def webm_opus_bomb(real_s: float, *, claim_s: float = 2.0) -> bytes:
 
 # -- helpers -------------------------------------------------------------------------------------
 def leftovers(data_dir: Path) -> list[str]:
-    """Files left by refused uploads: scratch folders and job folders."""
+    """Files left by refused uploads: scratch folders and job folders. A folder the server removes
+    while it is being listed counts as still there (the caller polls until the list is empty)."""
     found = []
     for sub in ("uploads", "jobs"):
         root = data_dir / sub
         if root.is_dir():
-            found += [str(p.relative_to(data_dir)) for p in root.rglob("*")]
+            try:
+                found += [str(p.relative_to(data_dir)) for p in root.rglob("*")]
+            except FileNotFoundError as exc:  # removed mid-listing: not gone yet as far as we saw
+                found.append(f"{sub}/(vanishing: {Path(str(exc.filename)).name})")
     return found
 
 
