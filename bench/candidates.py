@@ -11,13 +11,15 @@ world engine's mapper:
 - ``ot``: the global map with full covariances, the Gaussian optimal-transport map between the source's
   and the target's voiced cepstra (shrunk covariances);
 - ``ot-knn``: ``ot`` plus the 50 % k-NN blend;
-- ``gmm`` / ``gmm-fast``: the shipped ``gmm`` engine (balanced / fast: without the closed-loop correction);
+- ``gmm`` / ``gmm-fast``: the shipped ``gmm`` engine at the bench's preset, with / without (``correct`` 0,
+  what its ``fast`` preset leaves out) the closed-loop correction;
 - ``ctx-knn-0.8``: the class map plus a k-NN on 5 stacked frames (+-20 ms of context), weight 0.8;
 - ``whisper-knn-W``: k-NN on Whisper base encoder output with its positional component removed (the mean
   output per position index over the 10 speakers' utterances 0-8 subtracted), values = the target's WORLD
   mel-cepstra of the matched frames, blended at weight W into the global map.
 
-Same 20 pairs, profiles and measures as ``bench/quality.py`` (balanced preset, auto key, ``full`` report),
+Same 20 pairs, profiles and measures as ``bench/quality.py`` (balanced preset, auto key, ``full`` report;
+the Whisper candidates' RTF leaves out the Whisper encoder, which runs outside the engine here),
 plus the neighbour-position statistic for the Whisper features (share of the k = 4 neighbours within 1 s of
 the query's position in its 30 s window; chance is about 20 % here).
 
