@@ -333,9 +333,11 @@ def table(results: dict[str, Any]) -> str:
             f"{s['rtf_median']:.3f} ({s['rtf_max']:.3f}) | {cer(s['cer_mean'], s['cer_median'])} |"
         )
     words = results.get("words")
-    if words:
-        first = next((r for r in results["presets"].values() if r["summary"]), None)
-        s = first["summary"] if first else {}
+    first = next((r for r in results["presets"].values() if r["summary"]), None)
+    if first is None:  # the song alone: no pairs table
+        lines = lines[:1]
+    elif words:
+        s = first["summary"]
         lines.append(
             f"| WORLD resynthesis, no conversion (floor) | {s.get('pairs', '-')} | - | - | - | - | - | - | - | "
             f"{cer(s.get('baseline_cer_mean'), s.get('baseline_cer_median'))} |"
@@ -366,7 +368,7 @@ def table(results: dict[str, Any]) -> str:
         f"+{TARGETS['gain']}, DNSMOS OVRL >= {TARGETS['ovrl']}. Profile build: "
         f"{results['profile_build_seconds_mean']:.1f} s per speaker ({enrol}).",
     ]
-    if words:
+    if words and words["sources"]:
         lines += [
             "",
             "CER: character error rate of the output's transcript against the source's own transcript "

@@ -166,3 +166,19 @@ def test_real_speech_moves_toward_the_target(speech_dir: Any) -> None:
     moved = distance(GmmEngine().convert(y, **kw))
     global_map = distance(WorldEngine(options={"knn_k": 0, "knn_weight": 0.0}).convert(y, **kw))
     assert moved < 0.8 * global_map
+
+
+def test_correction_in_windows_equals_one_window(tone: tuple[np.ndarray, F0Track, VoiceProfile]) -> None:
+    """The closed-loop correction filters long audio in windows (bounded memory); away from float noise
+    the result is the one-window result."""
+    from autovoice.engines.gmm import _correct, resolve_options
+
+    f = _melody(9.0, sr=SR, notes=(150.0, 180.0, 165.0), vibrato=0.02)
+    y = 0.5 * _voice_like(f, sr=SR, seed=3)
+    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
+    kw: dict[str, Any] = {"sr": SR, "target_f0": track.f0, "hop_s": track.hop_s, "profile": tone[2]}
+    windows = _correct(y, options=resolve_options("balanced", {"window_s": 2.0}), **kw)
+    whole = _correct(y, options=resolve_options("balanced", {"window_s": 60.0}), **kw)
+    assert windows.shape == whole.shape == y.shape
+    assert not np.allclose(whole, y, atol=1e-3)  # the correction does something here
+    np.testing.assert_allclose(windows, whole, atol=2e-3)

@@ -337,6 +337,28 @@ def _correct(
     limit = float(options["correct_max_db"]) / (20.0 * np.log10(np.e))
     gain = (np.clip(gain, -limit, limit) * (1.0 - world._MERGE)).astype(np.float32)
     mask = world._smooth_time((f0 > 0).astype(np.float32)[:, None], 30.0, hop_s=hop_s)
-    t_frames = np.arange(n) * hop_s * sr
-    filtered = world._filter(out, mask * gain[None, :], t_frames=t_frames, sr=sr)
+    # In windows with context and crossfades, as the world engine filters, so memory stays bounded.
+    win = max(int(round(float(options["window_s"]) / hop_s)), 1)
+    ctx = int(round(float(options["context_s"]) / hop_s))
+    fade = max(min(int(round(float(options["crossfade_s"]) / hop_s)), ctx), 1)
+    hop_n = hop_s * sr
+    filtered = np.zeros(len(out), dtype=np.float32)
+    starts = list(range(0, n, win))
+    for w, f_lo in enumerate(starts):
+        f_hi = min(f_lo + win, n)
+        a, b = max(f_lo - ctx, 0), min(f_hi + ctx, n)
+        last = w == len(starts) - 1
+        s0, s1 = int(round(a * hop_n)), len(out) if last else min(int(round(b * hop_n)), len(out))
+        t_frames = np.arange(b - a) * hop_n + (a * hop_n - s0)
+        seg = world._filter(out[s0:s1], mask[a:b] * gain[None, :], t_frames=t_frames, sr=sr)
+        core = (int(round(f_lo * hop_n)), len(out) if last else int(round(f_hi * hop_n)))
+        world._overlap_add(
+            filtered,
+            seg,
+            s0=s0,
+            core=core,
+            fade=int(round(fade * hop_n)),
+            first=w == 0,
+            last=last,
+        )
     return np.asarray(np.clip(filtered, -1.0, 1.0), dtype=np.float32)
