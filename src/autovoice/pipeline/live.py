@@ -48,11 +48,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autovoice.analysis.f0 import F0_METHODS
 from autovoice.engines.base import Preset
-from autovoice.errors import ParameterError, unknown_choice
+from autovoice.errors import ParameterError
 
 if TYPE_CHECKING:
     from autovoice.config import Settings
@@ -126,45 +126,9 @@ class LiveOptions(BaseModel):
             ``unknown_engine``, ``invalid_preset``, ``invalid_f0_method`` (listing the valid names),
             ``invalid_pitch_shift``, ``invalid_engine_options``, ``invalid_parameter`` (naming the field).
         """
-        from autovoice.engines import ENGINES
-        from autovoice.engines.base import options_error
+        from autovoice.pipeline.options import parse_options
 
-        raw = {k: v for k, v in {**dict(data or {}), **fields}.items() if v is not None}
-        try:
-            opts = cls.model_validate(raw)
-        except ValidationError as exc:
-            raise _parameter_error(exc, raw) from None
-        model = ENGINES.get(opts.engine).options_model()
-        if model is not None:
-            try:
-                checked = model.model_validate(opts.engine_options).model_dump(exclude_none=True)
-            except ValidationError as exc:
-                raise options_error(opts.engine, exc) from None
-            opts = opts.model_copy(update={"engine_options": checked})
-        return opts
-
-
-def _parameter_error(exc: ValidationError, raw: Mapping[str, Any]) -> ParameterError:
-    err = exc.errors()[0]
-    field = str(err["loc"][0]) if err["loc"] else ""
-    if field == "preset":
-        return unknown_choice("invalid_preset", "preset", raw.get(field), ("fast", "balanced", "quality"))
-    if field == "f0_method":
-        return unknown_choice("invalid_f0_method", "F0 method", raw.get(field), LIVE_F0_METHODS)
-    if field == "pitch_shift":
-        return ParameterError(
-            "invalid_pitch_shift",
-            f"pitch_shift must be a number of semitones within -24..24, got {str(raw.get(field))[:40]!r}.",
-            {"field": field, "min": -24.0, "max": 24.0},
-        )
-    msg = err["msg"].removeprefix("Value error, ")
-    if not field:
-        return ParameterError("invalid_parameter", f"Invalid live options: {msg}.")
-    if err["type"] == "extra_forbidden":
-        return ParameterError(
-            "invalid_parameter", f"Unknown live option '{field[:40]}'.", {"field": field[:40]}
-        )
-    return ParameterError("invalid_parameter", f"Invalid {field}: {msg}.", {"field": field})
+        return parse_options(cls, data, fields)
 
 
 def check_sample_rate(sr: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -99,19 +99,7 @@ class ConversionOptions(BaseModel):
             ``invalid_engine_options`` (the engine's own model rejected one), ``invalid_parameter``
             (anything else, naming the field).
         """
-        raw = {k: v for k, v in {**dict(data or {}), **fields}.items() if v is not None}
-        try:
-            opts = cls.model_validate(raw)
-        except ValidationError as exc:
-            raise _parameter_error(exc, raw) from None
-        model = ENGINES.get(opts.engine).options_model()
-        if model is not None:
-            try:
-                checked = model.model_validate(opts.engine_options).model_dump(exclude_none=True)
-            except ValidationError as exc:
-                raise options_error(opts.engine, exc) from None
-            opts = opts.model_copy(update={"engine_options": checked})
-        return opts
+        return parse_options(cls, data, fields)
 
     def to_params(self) -> dict[str, Any]:
         """The JSON document a job stores (round-trips through :meth:`parse`)."""
@@ -124,12 +112,36 @@ class ConversionOptions(BaseModel):
         return self.f0_method or preset_config(self.preset).f0_method
 
 
-def _parameter_error(exc: ValidationError, raw: Mapping[str, Any]) -> ParameterError:
+_Options = TypeVar("_Options", bound=BaseModel)
+
+
+def parse_options(cls: type[_Options], data: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> _Options:
+    """``cls`` (an options model with ``engine`` and ``engine_options`` fields) validated from ``data``
+    and ``fields`` (``None`` values mean the default), every mistake a stable code; the engine's own
+    options validated by its registry model. Shared by :class:`ConversionOptions` and the live options."""
+    raw = {k: v for k, v in {**dict(data or {}), **fields}.items() if v is not None}
+    try:
+        opts = cls.model_validate(raw)
+    except ValidationError as exc:
+        raise _parameter_error(cls, exc, raw) from None
+    values = dict(opts)  # the bound only promises a model with these two fields
+    engine = str(values["engine"])
+    model = ENGINES.get(engine).options_model()
+    if model is not None:
+        try:
+            checked = model.model_validate(values["engine_options"]).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            raise options_error(engine, exc) from None
+        opts = opts.model_copy(update={"engine_options": checked})
+    return opts
+
+
+def _parameter_error(cls: type[BaseModel], exc: ValidationError, raw: Mapping[str, Any]) -> ParameterError:
     err = exc.errors()[0]
     field = str(err["loc"][0]) if err["loc"] else ""
-    if field in _CHOICE_CODES:
+    if field in _CHOICE_CODES and _literal_names(cls, field):
         code, what = _CHOICE_CODES[field]
-        return unknown_choice(code, what, raw.get(field), _literal_names(field))
+        return unknown_choice(code, what, raw.get(field), _literal_names(cls, field))
     if field == "pitch_shift":
         return ParameterError(
             "invalid_pitch_shift",
@@ -147,9 +159,9 @@ def _parameter_error(exc: ValidationError, raw: Mapping[str, Any]) -> ParameterE
     return ParameterError("invalid_parameter", f"Invalid {where}: {msg}.", {"field": field[:40]})
 
 
-def _literal_names(field: str) -> tuple[str, ...]:
-    """The names a Literal (or ``Literal | None``) field accepts."""
-    annotation = ConversionOptions.model_fields[field].annotation
+def _literal_names(cls: type[BaseModel], field: str) -> tuple[str, ...]:
+    """The names a Literal (or ``Literal | None``) field of ``cls`` accepts (none for other types)."""
+    annotation = cls.model_fields[field].annotation
     args = get_args(annotation)
     names: list[str] = []
     for arg in args or (annotation,):
