@@ -4,16 +4,57 @@ model's frame grid, retrieval from a FAISS index, loudness mixing and bounded pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from autovoice.analysis.f0 import F0Track
 from autovoice.audio.io import resample
+from autovoice.engines.base import Preset, options_error
 from autovoice.errors import ParameterError
+
+if TYPE_CHECKING:
+    from autovoice.config import Settings
+
+_Options = TypeVar("_Options", bound=BaseModel)
+
+
+class TrainedEngine(Generic[_Options]):
+    """The part of the :class:`~autovoice.engines.base.Engine` protocol the ``rvc`` and ``sovits`` engines
+    share: the constructor, their options validated by :attr:`options_model`, and no profile features
+    (the trained model is the voice)."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[BaseModel]]
+
+    def __init__(
+        self,
+        *,
+        preset: Preset = "balanced",
+        options: Mapping[str, Any] | None = None,
+        device: str = "cpu",
+        settings: Settings | None = None,
+    ) -> None:
+        self.device = device
+        self.settings = settings
+        self.preset: Preset = preset
+        self.options = self.validate(options)
+
+    def validate(self, options: Mapping[str, Any] | None) -> _Options:
+        """``options`` checked by the engine's model (``invalid_engine_options`` naming the first bad one)."""
+        try:
+            return cast(_Options, self.options_model.model_validate(dict(options or {})))
+        except ValidationError as exc:
+            raise options_error(self.name, exc) from None
+
+    def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
+        """Nothing: the trained model is the voice."""
+        return {}
+
 
 #: Content encoders run at 16 kHz with a 320-sample hop (50 frames per second).
 ENCODER_SR = 16000

@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from autovoice.engines.base import Preset, options_error
+from autovoice.engines.base import Preset
 from autovoice.engines.checkpoints import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.engines.trained import (
     ENCODER_SR,
+    TrainedEngine,
     check_inputs,
     check_width,
     f0_on_grid,
@@ -39,7 +40,6 @@ from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
-    from autovoice.config import Settings
     from autovoice.profiles.profile import VoiceProfile
 
 #: RVC's frame rate: 10 ms frames (160 samples at 16 kHz).
@@ -105,27 +105,11 @@ def load_rvc_model(info: TrainedModelInfo, files: ModelFiles, device: str) -> Lo
     return CACHE.get(key, device, lambda: LoadedRvc(info, files, device))
 
 
-class RvcEngine:
+class RvcEngine(TrainedEngine[RvcOptions]):
     """Runs a profile's trained RVC v1/v2 model (see the module docstring)."""
 
     name: ClassVar[str] = "rvc"
-
-    def __init__(
-        self,
-        *,
-        preset: Preset = "balanced",
-        options: Mapping[str, Any] | None = None,
-        device: str = "cpu",
-        settings: Settings | None = None,
-    ) -> None:
-        self.device = device
-        self.settings = settings
-        self.preset: Preset = preset
-        self.options = _validate(options)
-
-    def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
-        """Nothing: the trained model is the voice."""
-        return {}
+    options_model: ClassVar[type[BaseModel]] = RvcOptions
 
     def convert(
         self,
@@ -150,7 +134,7 @@ class RvcEngine:
         """
         from autovoice.models.hubert import load_encoder
 
-        o = _validate(options) if options is not None else self.options
+        o = self.validate(options) if options is not None else self.options
         x, tgt = check_inputs(y, sr=sr, f0=f0, target_f0=target_f0)
         entry = find_profile_model(profile, o.model_id, "rvc")
         info = entry.info
@@ -227,10 +211,3 @@ def _draws(model: LoadedRvc, frames: int, gen: Any, f0: bool, device: str) -> di
         draws["phase"] = torch.rand(1, 1, generator=gen).to(device)
         draws["source_noise"] = torch.randn(1, frames * net.hop_length, 1, generator=gen).to(device)
     return draws
-
-
-def _validate(options: Mapping[str, Any] | None) -> RvcOptions:
-    try:
-        return RvcOptions.model_validate(dict(options or {}))
-    except ValidationError as exc:
-        raise options_error("rvc", exc) from None

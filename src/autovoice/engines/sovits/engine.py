@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from autovoice.engines.base import Preset, options_error
+from autovoice.engines.base import Preset
 from autovoice.engines.checkpoints import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.engines.trained import (
     ENCODER_SR,
+    TrainedEngine,
     check_inputs,
     check_width,
     f0_on_grid,
@@ -36,7 +37,6 @@ from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
-    from autovoice.config import Settings
     from autovoice.profiles.profile import VoiceProfile
 
 PAD_S = 0.5
@@ -99,27 +99,11 @@ def interpolate_unvoiced(f0: np.ndarray) -> np.ndarray:
     return np.asarray(np.interp(idx, idx[voiced], f0[voiced]), dtype=np.float64)
 
 
-class SovitsEngine:
+class SovitsEngine(TrainedEngine[SovitsOptions]):
     """Runs a profile's trained so-vits-svc 4.x model (see the module docstring)."""
 
     name: ClassVar[str] = "sovits"
-
-    def __init__(
-        self,
-        *,
-        preset: Preset = "balanced",
-        options: Mapping[str, Any] | None = None,
-        device: str = "cpu",
-        settings: Settings | None = None,
-    ) -> None:
-        self.device = device
-        self.settings = settings
-        self.preset: Preset = preset
-        self.options = _validate(options)
-
-    def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
-        """Nothing: the trained model is the voice."""
-        return {}
+    options_model: ClassVar[type[BaseModel]] = SovitsOptions
 
     def convert(
         self,
@@ -138,7 +122,7 @@ class SovitsEngine:
 
         from autovoice.models.hubert import load_encoder
 
-        o = _validate(options) if options is not None else self.options
+        o = self.validate(options) if options is not None else self.options
         x, tgt = check_inputs(y, sr=sr, f0=f0, target_f0=target_f0)
         entry = find_profile_model(profile, o.model_id, "sovits")
         info = entry.info
@@ -228,10 +212,3 @@ def _cluster(model: LoadedSovits, c: np.ndarray, speaker: str, ratio: float) -> 
     d = (c**2).sum(1)[:, None] - 2 * c @ centres.T + (centres**2).sum(1)[None]
     near = centres[np.argmin(d, axis=1)]
     return np.asarray(ratio * near + (1 - ratio) * c, dtype=np.float32)
-
-
-def _validate(options: Mapping[str, Any] | None) -> SovitsOptions:
-    try:
-        return SovitsOptions.model_validate(dict(options or {}))
-    except ValidationError as exc:
-        raise options_error("sovits", exc) from None
