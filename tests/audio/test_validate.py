@@ -45,16 +45,47 @@ def _nan_wav(d: Path) -> Path:
     return d / "nan.wav"
 
 
-def _truncated_flac(d: Path) -> Path:
-    sf.write(str(d / "full.flac"), _tone(3.0), SR)
-    (d / "cut.flac").write_bytes((d / "full.flac").read_bytes()[:60])
-    return d / "cut.flac"
+def _cut(fmt: str, keep: float | int) -> Callable[[Path], Path]:
+    """A 3 s tone saved as ``fmt``, cut to ``keep`` bytes (an int) or a fraction of its length (a float)."""
 
+    def make(d: Path) -> Path:
+        full = d / f"full.{fmt}"
+        if fmt == "m4a":
+            import av
+
+            with av.open(str(full), "w") as container:
+                stream = container.add_stream("aac", rate=SR, layout="mono")
+                frame = av.AudioFrame.from_ndarray(
+                    _tone(3.0).astype(np.float32)[None, :], format="fltp", layout="mono"
+                )
+                frame.sample_rate = SR
+                for packet in [*stream.encode(frame), *stream.encode(None)]:
+                    container.mux(packet)
+        else:
+            sf.write(str(full), _tone(3.0), SR)
+        data = full.read_bytes()
+        (d / f"cut.{fmt}").write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+        return d / f"cut.{fmt}"
+
+    return make
+
+
+_RANDOM = np.random.default_rng(7).bytes(20_000)
 
 BAD_FILES = [
-    ("corrupt", _raw("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10), "unsupported_format"),
-    ("text", _raw("notes.mp3", b"these are not audio samples\n" * 100), "unsupported_format"),
-    ("truncated", _truncated_flac, "unsupported_format"),
+    ("damaged wav", _raw("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10), "audio_corrupt"),
+    ("text as mp3", _raw("notes.mp3", b"these are not audio samples\n" * 100), "unsupported_format"),
+    ("text as wav", _raw("notes.wav", b"these are not audio samples\n" * 100), "unsupported_format"),
+    ("text as flac", _raw("notes.flac", b"these are not audio samples\n" * 100), "unsupported_format"),
+    # FFmpeg "opens" random bytes named .flac as a stream of 0 channels: not `too_many_channels`.
+    ("random bytes as flac", _raw("noise.flac", _RANDOM), "unsupported_format"),
+    ("random bytes as wav", _raw("noise.wav", _RANDOM), "unsupported_format"),
+    ("random bytes as mp3", _raw("noise.mp3", _RANDOM), "unsupported_format"),
+    ("flac header only", _cut("flac", 60), "audio_corrupt"),
+    ("flac cut mid-stream", _cut("flac", 0.3), "audio_corrupt"),
+    ("ogg cut mid-stream", _cut("ogg", 0.3), "audio_corrupt"),
+    ("ogg header only", _cut("ogg", 60), "audio_corrupt"),
+    ("m4a without its index", _cut("m4a", 0.3), "audio_corrupt"),
     ("empty", _raw("empty.wav", b""), "audio_empty"),
     ("silence", _write("silence.wav", np.zeros(SR * 3)), "audio_silent"),
     ("short", _write("short.wav", _tone(0.5)), "audio_too_short"),
@@ -74,6 +105,26 @@ def test_bad_files_raise_their_code(
     assert err.value.code == code, err.value.message
     assert err.value.caller_error
     assert str(path.name) in err.value.message or err.value.details
+    # A plain message: no decoder errno text, no server path.
+    assert "Errno" not in err.value.message
+    assert str(tmp_path) not in err.value.message
+
+
+def test_unreadable_files_say_what_is_wrong(tmp_path: Path) -> None:
+    text = _raw("notes.flac", b"these are not audio samples\n" * 100)(tmp_path)
+    with pytest.raises(AutoVoiceError, match="holds text, not audio"):
+        load(text)
+    cut = _cut("flac", 0.3)(tmp_path)
+    with pytest.raises(AutoVoiceError) as err:
+        load(cut)
+    assert "FLAC audio but is damaged or incomplete" in err.value.message
+    assert 0 < err.value.details["decoded_s"] < 3
+    assert err.value.http_status == 415
+
+
+def test_too_short_rounds_down() -> None:
+    with pytest.raises(AudioError, match=r"lasts 0\.99 s"):
+        validate_audio(_tone(0.999).astype(np.float32), sr=SR)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -164,8 +164,8 @@ def test_profile_convert_play_download(
     error = page.locator("#convert-error")
     error.locator(".error-message").wait_for()
     text = error.inner_text()
-    assert "(unsupported_format)" in text, text
-    assert "Could not" in text, text
+    assert "(audio_corrupt)" in text, text  # a WAV header over garbage
+    assert "damaged or incomplete" in text, text
     assert page.locator("#job-card").is_hidden()
     shot("corrupt-upload-error")
 
@@ -210,8 +210,8 @@ def test_corrupt_sample_is_refused(new_page: Callable[..., Any], server: str) ->
     error = page.locator("#profile-error .error-message")
     error.wait_for()
     text = error.inner_text()
-    assert "(unsupported_format)" in text, text
-    assert "Could not" in text, text
+    assert "(audio_corrupt)" in text, text  # a WAV header over garbage
+    assert "damaged or incomplete" in text, text
     assert page.locator(".profile", has_text="Broken").count() == 0
     shot("error")
 

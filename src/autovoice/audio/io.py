@@ -56,7 +56,8 @@ def probe(path: str | os.PathLike[str], *, settings: Settings | None = None) -> 
     PayloadTooLargeError
         ``file_too_large`` above ``settings.max_file_bytes``.
     UnsupportedFormatError
-        ``unsupported_format`` when neither libsndfile nor FFmpeg can read it as audio.
+        ``unsupported_format`` when neither libsndfile nor FFmpeg recognises it as audio (random
+        bytes, text, no audio stream); ``audio_corrupt`` when it is an audio file that ends early.
     """
     settings = settings or get_settings()
     p = Path(path)
@@ -98,6 +99,10 @@ def _probe_ffmpeg(p: Path) -> AudioInfo:
             ctx = stream.codec_context
             sr = int(ctx.sample_rate or 0)
             channels = int(ctx.channels or 0)
+            if sr <= 0 or channels <= 0:
+                # FFmpeg "opens" some non-audio bytes (random data named .flac, text) as a stream
+                # without channels or rate: that is not audio, not a channel-count problem.
+                raise _not_audio(p)
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
@@ -106,22 +111,84 @@ def _probe_ffmpeg(p: Path) -> AudioInfo:
                 duration = 0.0
             return AudioInfo(str(p), sr, channels, duration, container.format.name.split(",")[0])
     except av.error.FFmpegError as exc:
-        raise _not_audio(p, str(exc)) from exc
+        raise _unreadable(p, exc) from None
 
 
-def _not_audio(p: Path, why: str = "") -> UnsupportedFormatError:
+def _head(p: Path, n: int = 512) -> bytes:
+    with p.open("rb") as fh:
+        return fh.read(n)
+
+
+def _audio_signature(head: bytes) -> str | None:
+    """The audio container a file's first bytes announce (its "magic"), or ``None``."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[4:8] == b"ftyp":
+        return "MP4/M4A"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "WebM/Matroska"
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Whether the bytes are printable UTF-8 text (a common wrong upload: notes, HTML, JSON)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def _not_audio(p: Path) -> UnsupportedFormatError:
+    text = _looks_like_text(_head(p))
+    what = "holds text, not audio" if text else "is not audio in a format AutoVoice reads"
     return UnsupportedFormatError(
         "unsupported_format",
-        f"Could not decode {p.name} as audio{': ' + why if why else ''}. "
-        f"Supported inputs: {SUPPORTED_INPUTS}. Check that the file is complete and not corrupt.",
+        f"{p.name} {what}. Supported inputs: {SUPPORTED_INPUTS}.",
         {"path": str(p)},
     )
+
+
+def _corrupt(
+    p: Path, *, decoded_s: float | None = None, reason: str = "", kind: str | None = None
+) -> UnsupportedFormatError:
+    where = f" after {decoded_s:.1f} s of audio" if decoded_s else ""
+    what = f"{kind} audio" if kind else "audio"
+    details: dict[str, object] = {"path": str(p)}
+    if decoded_s is not None:
+        details["decoded_s"] = round(decoded_s, 3)
+    if reason:
+        details["reason"] = reason
+    return UnsupportedFormatError(
+        "audio_corrupt",
+        f"{p.name} looks like {what} but is damaged or incomplete: it could not be read{where}. "
+        "Export or download it again.",
+        details,
+    )
+
+
+def _unreadable(p: Path, exc: Exception, *, decoded_s: float | None = None) -> UnsupportedFormatError:
+    """FFmpeg's failure in plain words: a file that announces an audio container (or ends early, or
+    breaks part-way through decoding) is ``audio_corrupt``; one that is not recognisable as audio at all
+    is ``unsupported_format``. The library's own text (an errno, the path) stays out of the message."""
+    import av
+
+    reason = str(getattr(exc, "strerror", "") or "").strip()
+    kind = _audio_signature(_head(p))
+    if kind or isinstance(exc, av.error.EOFError) or decoded_s is not None:
+        return _corrupt(p, decoded_s=decoded_s, reason=reason, kind=kind)
+    return _not_audio(p)
 
 
 def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode a whole file to ``float32`` of shape ``(channels, samples)`` at its own rate.
 
-    Raises ``unsupported_format`` when the file is not decodable audio, and ``audio_too_long`` as soon as
+    Raises ``unsupported_format`` when the file is not audio, ``audio_corrupt`` when its data breaks
+    part-way (truncated, damaged frames), and ``audio_too_long`` as soon as
     more than ``max_seconds`` are decoded (a container can claim 2 s and hold hours of silence).
     """
     p = Path(path)
@@ -137,31 +204,38 @@ def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) ->
 def _decode_ffmpeg(p: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     import av
 
+    chunks: list[np.ndarray] = []
+    sr, decoded = 0, 0
     try:
         with av.open(str(p)) as container:
             if not container.streams.audio:
                 raise _not_audio(p)
             stream = container.streams.audio[0]
             sr = int(stream.codec_context.sample_rate or 0)
+            if sr <= 0 or not stream.codec_context.channels:
+                raise _not_audio(p)
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=sr)
-            chunks: list[np.ndarray] = []
-            cap, decoded = (max_seconds or 0) * sr, 0
-            for frame in container.decode(stream):
-                assert isinstance(frame, av.AudioFrame)
-                for out in resampler.resample(frame):
+            cap = (max_seconds or 0) * sr
+            try:
+                for frame in container.decode(stream):
+                    assert isinstance(frame, av.AudioFrame)
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray())
+                    decoded += frame.samples
+                    if cap and decoded > cap:  # stop a decompression bomb before it fills the memory
+                        raise AudioError(
+                            "audio_too_long",
+                            f"{p.name} holds more than {max_seconds:.0f} s of audio although its header "
+                            "says less; the limit is AUTOVOICE_MAX_AUDIO_SECONDS.",
+                            {"path": str(p), "duration_s": round(decoded / sr, 3), "max_s": max_seconds},
+                        )
+                for out in resampler.resample(None):
                     chunks.append(out.to_ndarray())
-                decoded += frame.samples
-                if cap and decoded > cap:  # stop a decompression bomb before it fills the memory
-                    raise AudioError(
-                        "audio_too_long",
-                        f"{p.name} holds more than {max_seconds:.0f} s of audio although its header "
-                        "says less; the limit is AUTOVOICE_MAX_AUDIO_SECONDS.",
-                        {"path": str(p), "duration_s": round(decoded / sr, 3), "max_s": max_seconds},
-                    )
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+            except av.error.FFmpegError as exc:
+                # The container and codec were recognised: the data itself breaks part-way.
+                raise _unreadable(p, exc, decoded_s=decoded / sr) from None
     except av.error.FFmpegError as exc:
-        raise _not_audio(p, str(exc)) from exc
+        raise _unreadable(p, exc) from None
     if not chunks or sr <= 0:
         raise AudioError("audio_empty", f"{p.name} contains no audio samples.", {"path": str(p)})
     return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sr

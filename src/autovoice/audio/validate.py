@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,7 +114,8 @@ def validate_audio(
     if duration < min_s:
         raise AudioError(
             "audio_too_short",
-            f"The audio lasts {duration:.2f} s; at least {min_s:.1f} s is needed.",
+            # Rounded down, so 0.999 s does not read "1.00 s; at least 1.0 s is needed".
+            f"The audio lasts {math.floor(duration * 100) / 100:.2f} s; at least {min_s:.1f} s is needed.",
             {"duration_s": round(duration, 3), "min_s": min_s},
         )
     peak = float(np.max(np.abs(y)))
