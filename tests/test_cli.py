@@ -186,10 +186,10 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     assert not bad.exists()
     assert not (tmp_path / "no").exists()
 
-    # A batch: a folder with two good files and a corrupt one, -o OUTDIR; exit 2, the good ones written.
+    # A batch: a folder with two good files and a corrupt one, -o OUTDIR/ (the README's form, a folder
+    # that does not exist yet: created, and said so); exit 2, the good ones written.
     folder, outdir = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
-    outdir.mkdir()
     for f in speaker_files("2033")[6:8]:
         (folder / f.name).write_bytes(f.read_bytes())
     (folder / "broken.wav").write_bytes(b"RIFF not really" * 50)
@@ -200,7 +200,7 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
             "-p",
             "target",
             "-o",
-            str(outdir),
+            f"{outdir}/",
             "--separation",
             "none",
             "--metrics",
@@ -209,6 +209,7 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     )
     assert code == 2
     printed = capsys.readouterr()
+    assert f"Created the output folder {outdir}/" in printed.err
     assert "INPUT" in printed.out
     assert "2 converted, 1 failed." in printed.out
     assert "unsupported_format" in printed.err
@@ -239,6 +240,78 @@ def test_ctrl_c_exits_130_and_writes_nothing(
     assert run(["convert", str(src), "-p", "target", "-o", str(out), "--separation", "none"]) == 130
     assert "Interrupted." in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def _fake_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autovoice.profiles import ProfileStore
+
+    class Target:
+        id, name = "prof_x", "target"
+        models = ()  # no trained model: the default engine
+        embedding = vocal_range = object()  # stands for a profile built from recordings
+
+    monkeypatch.setattr(ProfileStore, "get", lambda self, name: Target())
+
+
+def test_batch_output_folder_with_a_slash_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_profile(monkeypatch)
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name in ("a.wav", "b.wav"):
+        (folder / name).write_bytes(b"RIFF not really" * 50)
+    common = ["-p", "target", "--separation", "none", "--metrics", "off"]
+
+    # Without the slash a missing folder is refused before any work, with the fix in the message.
+    assert run(["convert", str(folder), "-o", str(tmp_path / "converted"), *common, "--json"]) == 2
+    error = _json(capsys)["error"]
+    assert error["code"] == "output_dir_missing"
+    assert f"{tmp_path / 'converted'}/" in error["message"]
+    assert not (tmp_path / "converted").exists()
+
+    # With it, the folder (and its parents) is created and the user told; every file fails here, so
+    # nothing is written and the empty folder goes again.
+    out = tmp_path / "deep" / "converted"
+    assert run(["convert", str(folder), "-o", f"{out}/", *common]) == 2
+    printed = capsys.readouterr()
+    assert f"Created the output folder {out}/" in printed.err
+    assert "0 converted, 2 failed." in printed.out
+    assert not out.exists()
+
+    # A file where the folder should be is a usage error, not a crash.
+    (tmp_path / "taken").write_text("x")
+    assert run(["convert", str(folder), "-o", f"{tmp_path / 'taken'}/", *common, "--json"]) == 2
+    assert _json(capsys)["error"]["code"] == "invalid_usage"
+
+
+def test_one_input_into_a_new_folder_and_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import autovoice.pipeline
+    import autovoice.pipeline.convert as convert_module
+
+    _fake_profile(monkeypatch)
+    seen: list[Path] = []
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    real_convert_file = convert_module.convert_file
+
+    def spy(src: Path, **kwargs: object) -> object:
+        seen.append(Path(str(kwargs["output"])))
+        return real_convert_file(src, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(convert_module, "convert_audio", interrupted)
+    monkeypatch.setattr(autovoice.pipeline, "convert_file", spy)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), harmonic_tone(220.0, sr=16_000, seconds=1.0), 16_000)
+    out = tmp_path / "new"
+    assert run(["convert", str(src), "-p", "target", "-o", f"{out}/", "--separation", "none"]) == 130
+    assert seen == [out / "in.target.wav"]  # "-o new/" is a folder for one input too
+    assert f"Created the output folder {out}/" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]  # the new folder went again
 
 
 def test_verbose_anywhere_and_engines_listing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ progress and logs go to stderr.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -372,9 +373,13 @@ def convert_cmd(
     ],
     profile: Annotated[str, typer.Option("--profile", "-p", help="Target voice profile (name or id).")],
     output: Annotated[
-        Path | None,
+        str | None,  # the text as typed: a trailing "/" says "a folder", which a Path would drop
         typer.Option(
-            "--output", "-o", help="Output file (.wav/.flac/.ogg/.mp3) for one input; a folder for several."
+            "--output",
+            "-o",
+            metavar="OUT|OUTDIR/",
+            help="Output file (.wav/.flac/.ogg/.mp3) for one input; a folder for several. "
+            "A folder ending in '/' is created if it does not exist.",
         ),
     ] = None,
     pitch: Annotated[
@@ -423,8 +428,8 @@ def convert_cmd(
 ) -> None:
     """Convert songs or vocals into a profile's voice, keeping melody and words, and measure them.
 
-    Several inputs (or a folder) need -o OUTDIR; models load once, a bad file is reported and the
-    others go on; the exit code is 2 if any failed.
+    Several inputs (or a folder) need -o OUTDIR/ (created when it ends in '/'); models load once, a bad
+    file is reported and the others go on; the exit code is 2 if any failed.
     """
     from autovoice.pipeline import check_output, default_output
     from autovoice.pipeline.options import options_for_profile
@@ -444,18 +449,77 @@ def convert_cmd(
     )
     files = _expand_inputs(inputs)
     batch = len(files) > 1 or any(p.is_dir() for p in inputs)
+    out_path = Path(output) if output is not None else None
+    # "-o converted/" names a folder even when it does not exist yet (the README's own form).
+    folder_named = output is not None and output.endswith(("/", os.sep))
     if batch and (accompaniment is not None or report is not None):
         raise _usage("--accompaniment and --report take one input; convert the files one at a time.")
-    if batch and output is None:
-        raise _usage("Several inputs need an output folder: -o OUTDIR.")
-    if batch and output is not None and output.suffix and not output.is_dir():
-        raise _usage(f"'{output}' looks like a file; several inputs need an output folder (-o OUTDIR).")
-    outs = [
-        default_output(f, target, output) if batch or output is None or output.is_dir() else output
-        for f in files
-    ]
+    if batch and out_path is None:
+        raise _usage("Several inputs need an output folder: -o OUTDIR/.")
+    if batch and out_path is not None and out_path.suffix and not out_path.is_dir() and not folder_named:
+        raise _usage(f"'{output}' looks like a file; several inputs need an output folder (-o OUTDIR/).")
+    to_folder = batch or folder_named or (out_path is not None and out_path.is_dir())
+    if to_folder and out_path is not None and not out_path.exists() and not folder_named:
+        raise _missing_folder(
+            out_path, f"; create it, or end the name with '/' (-o {output}/) to have it created"
+        )
+    outs = [default_output(f, target, out_path) if to_folder or out_path is None else out_path for f in files]
+    new_folder = out_path if folder_named and out_path is not None and not out_path.is_dir() else None
     for out in {o.parent: o for o in outs}.values():
-        check_output(out)
+        if out.parent != new_folder:  # a folder about to be created has nothing to check yet
+            check_output(out)
+    if new_folder is not None:
+        _create_output_folder(new_folder)
+    try:
+        _convert_all(
+            files,
+            outs,
+            target,
+            options,
+            batch=batch,
+            accompaniment=accompaniment,
+            report=report,
+            stems=stems,
+            contours=contours,
+            as_json=as_json,
+        )
+    finally:
+        if new_folder is not None and new_folder.is_dir() and not any(new_folder.iterdir()):
+            new_folder.rmdir()  # nothing was written into it: this run leaves no trace
+
+
+def _missing_folder(folder: Path, fix: str) -> AutoVoiceError:
+    from autovoice.errors import ParameterError
+
+    return ParameterError(
+        "output_dir_missing", f"The output folder '{folder}' does not exist{fix}.", {"folder": str(folder)}
+    )
+
+
+def _create_output_folder(folder: Path) -> None:
+    """Create a missing output folder (and its parents), and say so on stderr."""
+    if folder.exists():
+        raise _usage(f"'{folder}' is a file, not a folder; choose another output folder.")
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise _missing_folder(folder, f" and could not be created ({exc.strerror})") from None
+    typer.echo(f"Created the output folder {folder}{os.sep}", err=True)
+
+
+def _convert_all(
+    files: list[Path],
+    outs: list[Path],
+    target: VoiceProfile,
+    options: Any,
+    *,
+    batch: bool,
+    accompaniment: Path | None,
+    report: Path | None,
+    stems: Path | None,
+    contours: bool,
+    as_json: bool,
+) -> None:
     device = _device()
     docs: list[dict[str, Any]] = []
     failures: list[tuple[Path, AutoVoiceError]] = []
