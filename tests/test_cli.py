@@ -314,6 +314,61 @@ def test_one_input_into_a_new_folder_and_ctrl_c(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]  # the new folder went again
 
 
+HELP_PATHS = [
+    [],
+    ["convert"],
+    ["analyze"],
+    ["tts"],
+    ["live"],
+    ["engines"],
+    ["serve"],
+    ["worker"],
+    ["profile"],
+    ["profile", "create"],
+    ["profile", "add-model"],
+    ["profile", "list"],
+    ["models", "add"],
+    ["apikey", "create"],
+]
+
+
+@pytest.mark.parametrize("path", HELP_PATHS, ids=[" ".join(p) or "root" for p in HELP_PATHS])
+def test_help_has_readable_placeholders(
+    path: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    assert run([*path, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Usage: autovoice" in text
+    for raw in ("<bool>", "<str>", "<float>", "<int>", "<path>", "<list", "{"):
+        assert raw not in text, (raw, text)
+
+
+def test_help_names_arguments_and_value_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["convert", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Usage: autovoice convert [OPTIONS] INPUT..." in text
+    assert "OUT|OUTDIR/" in text
+    assert "NUMBER" in text  # --pitch
+    assert run(["profile", "create", "--help"]) == 0
+    assert "Usage: autovoice profile create [OPTIONS] NAME [SAMPLE...]" in capsys.readouterr().out
+    assert run(["convert"]) == 2
+    assert "Missing argument 'INPUT...'" in capsys.readouterr().err
+
+
+def test_hints_name_the_real_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_profile(monkeypatch)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), harmonic_tone(220.0, sr=16_000, seconds=1.0), 16_000)
+    assert run(["-v", "convert", str(src), "-p", "target", "--preset", "ultra"]) == 2
+    err = capsys.readouterr().err
+    assert "error [invalid_preset]" in err
+    assert "hint: --preset (see `autovoice convert --help`)" in err
+    assert "COMMAND" not in err
+
+
 def test_verbose_anywhere_and_engines_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["engines", "--json", "-v"]) == 0
     doc = _json(capsys)

@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.main
 
 from autovoice import __version__
-from autovoice.clitools import JsonOpt, emit, progress_bar, report_error, table
+from autovoice.clitools import (
+    JsonOpt,
+    command_path,
+    emit,
+    progress_bar,
+    readable_help,
+    report_error,
+    table,
+)
 from autovoice.errors import AutoVoiceError
 
 if TYPE_CHECKING:
@@ -827,8 +836,9 @@ def run(argv: list[str] | None = None) -> int:
     as_json = "--json" in args
     if any(a in _VERBOSE_FLAGS for a in args):  # -v works after the subcommand too
         args = ["--verbose", *(a for a in args if a not in _VERBOSE_FLAGS)]
+    command = readable_help(typer.main.get_command(app))
     try:
-        rc = app(args=args, prog_name="autovoice", standalone_mode=False)
+        rc = command.main(args=args, prog_name="autovoice", standalone_mode=False)
     except typer.Exit as exc:
         rc = int(exc.exit_code)
     except typer.Abort:
@@ -842,7 +852,8 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     except AutoVoiceError as exc:
         flag = _FLAGS.get(str(exc.details.get("field"))) or _CODE_FLAGS.get(exc.code)
-        report_error(exc, as_json, hint=f"{flag} (see `autovoice COMMAND --help`)" if flag else None)
+        hint = f"{flag} (see `{command_path(command, args)} --help`)" if flag else None
+        report_error(exc, as_json, hint=hint)
         return 2 if exc.caller_error else 1
     except KeyboardInterrupt:
         rc = 130

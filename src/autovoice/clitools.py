@@ -40,6 +40,54 @@ def report_error(exc: AutoVoiceError, as_json: bool, hint: str | None = None) ->
         typer.echo(f"hint: {hint}", err=True)
 
 
+#: Help placeholders for option values, by their Python type (Typer would print ``<str>``, ``<float>``).
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
+
+
+def readable_help(command: Any) -> Any:
+    """Plain placeholders in ``--help`` for the whole command tree, in place: ``INPUT...`` rather than
+    ``{inputs}...``, ``TEXT``/``NUMBER``/``PATH`` rather than ``<str>``/``<float>``/``<path>``, and
+    nothing rather than ``<bool>`` after a flag. A placeholder a command sets itself is kept."""
+    import typer.core
+
+    params = list(command.params)
+    help_option = command.get_help_option(typer.Context(command, info_name=command.name))
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        if isinstance(param, typer.core.TyperArgument):
+            name = (param.metavar or param.name or "ARG").upper()
+            many = param.nargs != 1
+            if many and param.metavar is None:
+                name = name.removesuffix("S")  # inputs -> INPUT...
+            label = name + ("..." if many else "")
+            param.metavar = label
+            usage = label if param.required else f"[{label}]"
+            # Typer writes "{NAME}" for a required argument; the usage line keeps the plain name.
+            setattr(param, "get_usage_pieces", lambda ctx, usage=usage: [usage])  # noqa: B010
+            setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010  (the name says it)
+        elif isinstance(param, typer.core.TyperOption) and param.metavar is None:
+            param.metavar = "" if param.is_flag else _METAVARS.get(param.bare_type())
+    for sub in getattr(command, "commands", {}).values():
+        readable_help(sub)
+    return command
+
+
+def command_path(command: Any, args: Sequence[str]) -> str:
+    """The command line's own command, e.g. ``autovoice profile create``, found by walking ``args``
+    through the command groups (options are skipped)."""
+    path = [command.name or "autovoice"]
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        path.append(arg)
+        command = sub
+    return " ".join(path)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A plain aligned table on stdout, with a header row."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
