@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autovoice.engines.checkpoints import RVC_CONFIG_FIELDS
+from autovoice.engines.rvc.checkpoint import RVC_CONFIG_FIELDS
 from autovoice.engines.vits import unfold_weight_norm
 
 #: Per sample rate: (spec_channels, segment frames, upsample_rates, upsample_kernel_sizes), RVC's configs.
@@ -224,7 +224,7 @@ def write_sovits(
     seed: int = 0,
 ) -> tuple[Path, Path]:
     """Write ``G_<step>.pth`` and ``config.json`` into ``folder``; returns both paths."""
-    from autovoice.engines.checkpoints import sovits_config as complete
+    from autovoice.engines.sovits.checkpoint import sovits_config as complete
     from autovoice.engines.sovits.model import SovitsSynthesizer
 
     cfg = sovits_config(version, small=small, speakers=speakers, vol=vol)

@@ -111,6 +111,50 @@ def test_rvc_errors(v1_profile: Any, tmp_path: Path) -> None:
     assert e.value.code == "invalid_parameter"
 
 
+@pytest.mark.parametrize(("added_as", "applio"), [("contentvec", False), ("hubert_base", True)])
+def test_either_name_of_the_embedder_lets_a_model_convert(
+    tmp_path: Path, added_as: str, applio: bool
+) -> None:
+    """``hubert_base`` and ``contentvec`` are the same weights: an RVC model (trained on "hubert_base") runs
+    with the encoder added as ``contentvec``, an Applio one ("contentvec") with it added as ``hubert_base``,
+    through the CLI's entry point (``add_user_weights``)."""
+    from autovoice.engines.trained import add_user_weights
+
+    add_user_weights(added_as, write_fairseq_hubert(tmp_path / "encoder.pt", layers=9))
+    pth = write_rvc(tmp_path / "voice.pth", version="v1", sr=40000, applio=applio)
+    info = inspect_model(pth)
+    assert info.embedder == ("contentvec" if applio else "hubert_base") != added_as
+    profile = SimpleNamespace(name="e", models=[Model("m", info, ModelFiles(pth))])
+    y, track = _vocal(0.5)
+    out = get_engine("rvc").convert(y, sr=SR, f0=track, target_f0=track.f0, profile=profile)
+    assert out.shape == y.shape
+    assert np.sqrt(np.mean(out**2)) > 1e-3
+
+
+def test_add_user_weights_checks_with_the_right_loader(tmp_path: Path) -> None:
+    """``models add rmvpe`` loads the file as RMVPE, an encoder as HuBERT: each refuses the other's file."""
+    import torch
+
+    from autovoice.analysis.rmvpe import E2E
+    from autovoice.engines.trained import add_user_weights
+    from autovoice.models.local import local_source
+
+    rmvpe = tmp_path / "rmvpe.pt"
+    torch.save(E2E().state_dict(), rmvpe)
+    encoder = write_fairseq_hubert(tmp_path / "hubert_base.pt", layers=9)
+    with pytest.raises(AutoVoiceError) as e:
+        add_user_weights("rmvpe", encoder)
+    assert e.value.code == "untrusted_checkpoint"  # RMVPE's reader allows no fairseq training options
+    with pytest.raises(AutoVoiceError) as e:
+        add_user_weights("hubert_base", rmvpe)
+    assert e.value.code == "invalid_checkpoint"
+    assert local_source("rmvpe") is None
+    assert add_user_weights("rmvpe", rmvpe) == local_source("rmvpe")
+    with pytest.raises(AutoVoiceError) as e:
+        add_user_weights("wavlm", rmvpe)
+    assert e.value.code == "unknown_model"
+
+
 def test_missing_content_encoder_says_how_to_add_it(tmp_path: Path) -> None:
     pth = write_rvc(tmp_path / "voice.pth", version="v2")
     profile = SimpleNamespace(name="c", models=[Model("m", inspect_model(pth), ModelFiles(pth))])

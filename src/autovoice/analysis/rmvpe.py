@@ -207,8 +207,9 @@ def decode(sal: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
 
 
 def load_rmvpe_file(path: str | Path) -> E2E:
-    """RMVPE with the weights of ``rmvpe.pt`` (read with ``weights_only``), eval mode, CPU."""
-    from autovoice.engines.checkpoints import load_checkpoint
+    """RMVPE with the weights of ``rmvpe.pt`` (read with ``weights_only``), eval mode, CPU; also the check
+    ``autovoice models add rmvpe PATH`` passes to :func:`autovoice.models.local.add_local`."""
+    from autovoice.models.safe_load import load_checkpoint
 
     p = Path(path)
     state = load_checkpoint(p)
@@ -230,7 +231,7 @@ def load_rmvpe(device: str) -> Any:
     """RMVPE on ``device`` from the user's ``rmvpe.pt`` (added copy or registry file), once per process."""
     from autovoice.errors import ModelUnavailableError
     from autovoice.models.cache import CACHE
-    from autovoice.models.hubert import local_source
+    from autovoice.models.local import local_source, not_installed
     from autovoice.models.weights import ensure_weights
 
     src = local_source("rmvpe")
@@ -240,12 +241,7 @@ def load_rmvpe(device: str) -> Any:
         except ModelUnavailableError as exc:
             if exc.code != "model_unavailable":
                 raise
-            raise ModelUnavailableError(
-                "model_unavailable",
-                "The rmvpe F0 method needs RMVPE's rmvpe.pt, which is not installed. Add your copy with "
-                "`autovoice models add rmvpe PATH` or download it with `autovoice models download rmvpe`.",
-                {"name": "rmvpe"},
-            ) from None
+            raise not_installed("rmvpe", needed_by="The rmvpe F0 method") from None
     path = src
 
     def factory() -> tuple[E2E, torch.Tensor]:

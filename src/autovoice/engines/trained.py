@@ -4,6 +4,7 @@ model's frame grid, retrieval from a FAISS index, loudness mixing and bounded pr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from autovoice.analysis.f0 import F0Track
 from autovoice.audio.io import resample
 from autovoice.engines.base import Preset, options_error
-from autovoice.errors import ParameterError
+from autovoice.errors import ParameterError, unknown_choice
 
 if TYPE_CHECKING:
     from autovoice.config import Settings
@@ -251,3 +252,30 @@ def resample_to(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return y.astype(np.float32)
     return np.asarray(resample(y.astype(np.float32), orig_sr=orig_sr, target_sr=target_sr), dtype=np.float32)
+
+
+def add_user_weights(name: str, path: str | os.PathLike[str], *, settings: Settings | None = None) -> Path:
+    """``autovoice models add NAME PATH``: the user's own content encoder (``hubert_base`` /
+    ``contentvec``, one embedder under two names) or RMVPE's ``rmvpe.pt``, checked by loading it with
+    the loader that will run it, then copied into the model cache (:func:`autovoice.models.local.add_local`).
+    Returns the copy.
+
+    Raises
+    ------
+    ParameterError
+        ``unknown_model`` for another name (the message lists the valid ones); what loading raises
+        (``untrusted_checkpoint``, ``invalid_checkpoint``, ...).
+    NotFoundError
+        ``file_not_found``.
+    """
+    from autovoice.analysis.rmvpe import load_rmvpe_file
+    from autovoice.models.hubert import ENCODER_NAMES, load_content_encoder
+    from autovoice.models.local import LOCAL_NAMES, add_local
+
+    checks: dict[str, Callable[[Path], object]] = {
+        **dict.fromkeys(ENCODER_NAMES, load_content_encoder),
+        "rmvpe": load_rmvpe_file,
+    }
+    if name not in checks:
+        raise unknown_choice("unknown_model", "local model name", name, LOCAL_NAMES)
+    return add_local(name, path, check=checks[name], settings=settings)

@@ -13,12 +13,9 @@ those, are read as inert attribute bags (:class:`_Inert`), never the real classe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from autovoice.engines.checkpoints import MAX_CHECKPOINT_BYTES, load_checkpoint
-from autovoice.errors import NotFoundError, ParameterError, unknown_choice
+from autovoice.errors import ModelUnavailableError, ParameterError, unknown_choice
+from autovoice.models.safe_load import MAX_CHECKPOINT_BYTES, load_checkpoint
 
 if TYPE_CHECKING:
     from autovoice.config import Settings
@@ -347,134 +344,83 @@ def load_content_encoder(path: str | Path) -> ContentEncoder:
 # ---------------------------------------------------------------------------------------------------------
 # Where the encoders come from: the user's own copy (``autovoice models add``) or the weights registry.
 
-#: Weights names a user can add from a file or folder of their own.
-LOCAL_NAMES = ("hubert_base", "contentvec", "rmvpe")
-_MANIFEST = "local.json"
+#: One embedder, two names: RVC's ``hubert_base.pt`` is ContentVec's 500-class legacy model (its maintainers
+#: confirmed it; Applio calls the same weights ``contentvec``). A model trained on either runs with
+#: either file layout, whichever name the user added it under.
+ENCODER_NAMES: tuple[str, ...] = ("hubert_base", "contentvec")
 
 
-def _local_dir(name: str, settings: Settings | None) -> Path:
-    from autovoice.config import get_settings
-
-    return (settings or get_settings()).model_cache_dir / "local" / name
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+def _aliases(name: str) -> tuple[str, ...]:
+    """``name`` first, then the other names of the same weights."""
+    if name not in ENCODER_NAMES:
+        raise unknown_choice("unknown_model", "content encoder", name, ENCODER_NAMES)
+    return (name, *(n for n in ENCODER_NAMES if n != name))
 
 
 def add_local(name: str, path: str | os.PathLike[str], *, settings: Settings | None = None) -> Path:
-    """Check and copy the user's own ``hubert_base``/``contentvec`` (a fairseq ``.pt`` or a Hugging Face
-    folder) or ``rmvpe`` (``rmvpe.pt``) into ``<model_cache_dir>/local/<name>/``; returns the copy.
-
-    The files are loaded first (safely, see the module docstring); only a file that loads is kept, and
-    the copy replaces an earlier one atomically. A sha256 of each file is recorded and checked at use.
+    """Check and copy the user's own content encoder (``hubert_base`` or ``contentvec``: a fairseq ``.pt``
+    or a Hugging Face folder) into the model cache; returns the copy. Either name serves models trained on
+    either (:data:`ENCODER_NAMES`). See :func:`autovoice.models.local.add_local`.
 
     Raises
     ------
     ParameterError
-        ``unknown_model`` for another name; what loading raises (``untrusted_checkpoint``,
-        ``invalid_checkpoint``, ...).
+        ``unknown_model`` for another name; what :func:`load_content_encoder` raises
+        (``untrusted_checkpoint``, ``invalid_checkpoint``, ...).
     NotFoundError
         ``file_not_found``.
     """
-    if name not in LOCAL_NAMES:
-        raise unknown_choice("unknown_model", "local model name", name, LOCAL_NAMES)
-    src = Path(path)
-    if not src.exists():
-        raise NotFoundError("file_not_found", f"{src.name} does not exist.", {"path": str(src)})
-    if name == "rmvpe":
-        from autovoice.analysis.rmvpe import load_rmvpe_file
+    from autovoice.models.local import add_local as _add
 
-        load_rmvpe_file(src)
-    else:
-        load_content_encoder(src)
-    dest = _local_dir(name, settings)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    try:
-        files = sorted(f for f in src.iterdir() if f.is_file()) if src.is_dir() else [src]
-        target = tmp / (src.name if src.is_dir() else "model" + src.suffix)
-        if src.is_dir():
-            target.mkdir()
-        for f in files:
-            shutil.copyfile(f, target / f.name if src.is_dir() else target)
-        copied = sorted(target.iterdir()) if src.is_dir() else [target]
-        manifest = {
-            "name": name,
-            "source": src.name,
-            "path": target.name,
-            "sha256": {str(f.relative_to(tmp)): _sha256(f) for f in copied},
-        }
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        old = dest.with_name(f".{name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest / target.name
+    if name not in ENCODER_NAMES:
+        raise unknown_choice("unknown_model", "content encoder", name, ENCODER_NAMES)
+    return _add(name, path, check=load_content_encoder, settings=settings)
 
 
-def local_source(name: str, *, settings: Settings | None = None) -> Path | None:
-    """The user's copy of ``name`` added with :func:`add_local`, hash-checked; ``None`` when there is none."""
-    from autovoice.errors import ModelUnavailableError
+def _registry_source(name: str, settings: Settings | None) -> Path:
+    from autovoice.models.weights import ensure_weights
 
-    d = _local_dir(name, settings)
-    try:
-        manifest = json.loads((d / _MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for rel, digest in manifest.get("sha256", {}).items():
-        f = d / rel
-        stamp = (f.stat().st_mtime_ns, digest) if f.is_file() else None
-        if stamp is None or (_VERIFIED.get(str(f)) != stamp and _sha256(f) != digest):
-            raise ModelUnavailableError(
-                "weights_corrupt",
-                f"The {name} copy at {d} changed since it was added; add it again with "
-                f"`autovoice models add {name} PATH`.",
-                {"name": name, "path": str(f)},
-            )
-        _VERIFIED[str(f)] = stamp
-    return d / str(manifest["path"])
+    if name == "contentvec":
+        ensure_weights("contentvec-config", settings=settings)
+    return ensure_weights(name, settings=settings)
 
 
-_VERIFIED: dict[str, tuple[int, str]] = {}
+def encoder_present(name: str, *, settings: Settings | None = None) -> bool:
+    """Whether content encoder ``name`` (under either of its names) is installed: the user's copy or the
+    registry's file. Nothing is downloaded or hashed beyond a user's copy's check."""
+    from autovoice.models.local import local_source
+    from autovoice.models.weights import weights_present
+
+    names = _aliases(name)
+    return any(local_source(n, settings=settings) is not None for n in names) or any(
+        weights_present(n, settings=settings) for n in names
+    )
 
 
 def encoder_source(name: str, *, settings: Settings | None = None) -> Path:
-    """The file or folder to load content encoder ``name`` from: the user's copy, else the registry's
-    (downloaded only when downloads are allowed). ``model_unavailable`` says how to get it."""
-    from autovoice.errors import ModelUnavailableError
-    from autovoice.models.weights import ensure_weights
+    """The file or folder to load content encoder ``name`` from: the user's copy under either name, else the
+    registry's file under either name (the asked name first; downloaded only when downloads are allowed).
+    ``model_unavailable`` says how to get it."""
+    from autovoice.models.local import local_source, not_installed
+    from autovoice.models.weights import weights_present
 
-    local = local_source(name, settings=settings)
-    if local is not None:
-        return local
+    names = _aliases(name)
+    for n in names:
+        local = local_source(n, settings=settings)
+        if local is not None:
+            return local
+    present = [n for n in names if weights_present(n, settings=settings)]
     try:
-        if name == "contentvec":
-            ensure_weights("contentvec-config", settings=settings)
-        return ensure_weights(name, settings=settings)
+        return _registry_source(present[0] if present else name, settings)
     except ModelUnavailableError as exc:
         if exc.code != "model_unavailable":
             raise
-        raise ModelUnavailableError(
-            "model_unavailable",
-            f"This model needs the '{name}' content encoder, which is not installed. Add your copy with "
-            f"`autovoice models add {name} PATH` (a fairseq .pt such as hubert_base.pt / "
-            "checkpoint_best_legacy_500.pt, or a Hugging Face folder), or download it with "
-            f"`autovoice models download {name}`.",
-            {"name": name},
-        ) from None
+        raise not_installed(name, needed_by="This model") from None
 
 
 def load_encoder(name: str, device: str = "cpu", *, settings: Settings | None = None) -> ContentEncoder:
-    """Content encoder ``name`` on ``device``, loaded once per process (in the model cache)."""
+    """Content encoder ``name`` on ``device``, loaded once per process (in the model cache; one entry for
+    both names of the same file)."""
     from autovoice.models.cache import CACHE
 
     src = encoder_source(name, settings=settings)
@@ -486,4 +432,4 @@ def load_encoder(name: str, device: str = "cpu", *, settings: Settings | None = 
             return load_hf_files(weights_path("contentvec-config", settings), src).to(device)
         return load_content_encoder(src).to(device)
 
-    return CACHE.get(f"encoder:{name}:{src}", device, factory)
+    return CACHE.get(f"encoder:{src}", device, factory)

@@ -34,6 +34,7 @@ of demucs model classes (see :mod:`autovoice.separation.demucs_backend`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Literal
 
 from autovoice.config import Settings, get_settings
-from autovoice.errors import ModelUnavailableError, ParameterError, unknown_choice
+from autovoice.errors import ModelUnavailableError, ParameterError, PayloadTooLargeError, unknown_choice
 from autovoice.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ REGISTRY: dict[str, WeightsSpec] = {
     ),
     # Content encoders and the RMVPE pitch tracker for trained RVC / so-vits-svc models (issue 11). Digests
     # and sizes as pinned by independent third-party lists (not re-measured here: no network); a user's
-    # own copy is added with `autovoice models add NAME PATH` (autovoice.models.hubert.add_local).
+    # own copy is added with `autovoice models add NAME PATH` (autovoice.models.local.add_local).
     "hubert_base": WeightsSpec(
         name="hubert_base",
         version="RVC's hubert_base.pt (fairseq HuBERT base layout, ContentVec-trained, with final_proj)",
@@ -252,14 +253,6 @@ REGISTRY: dict[str, WeightsSpec] = {
         filename="rmvpe.pt",
     ),
 }
-
-
-def add_local(name: str, path: str | os.PathLike[str], *, settings: Settings | None = None) -> Path:
-    """Add the user's own copy of weights ``name`` (a content encoder or ``rmvpe``): checked, then copied
-    into the model cache. See :func:`autovoice.models.hubert.add_local`."""
-    from autovoice.models.hubert import add_local as _add_local
-
-    return _add_local(name, path, settings=settings)
 
 
 def get_spec(name: str) -> WeightsSpec:
@@ -313,38 +306,88 @@ def weights_present(name: str, *, settings: Settings | None = None) -> bool:
 
 
 class _VerifiedFiles:
-    """Files that passed their hash check in this process, with the size and mtime they had then."""
+    """Files that passed their hash check in this process, with the size and mtime they had then.
+
+    One memory for every hash-checked file (registry weights and the user's own copies added with
+    ``autovoice models add``), locked: the service looks models up from several threads.
+    """
 
     def __init__(self) -> None:
         self._seen: dict[tuple[Path, str], tuple[int, int]] = {}
         self._lock = threading.Lock()
 
-    def check(self, path: Path, spec: WeightsSpec) -> None:
-        """:func:`verify_file` ``path`` against ``spec``, unless it passed already and is unchanged."""
+    def check(self, path: Path, sha256: str, *, size_bytes: int | None = None) -> None:
+        """:func:`verify_file` ``path`` against ``sha256``, unless it passed already and is unchanged."""
+        if not path.is_file():
+            verify_file(path, sha256, size_bytes=size_bytes)  # raises model_unavailable
         stat = path.stat()
-        key, stamp = (path.resolve(), spec.sha256), (stat.st_size, stat.st_mtime_ns)
+        key, stamp = (path.resolve(), sha256), (stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if self._seen.get(key) == stamp:
                 return
-        verify_file(path, spec.sha256, size_bytes=spec.size_bytes)
-        self.add(path, spec)
+        verify_file(path, sha256, size_bytes=size_bytes)
+        self.add(path, sha256)
 
-    def add(self, path: Path, spec: WeightsSpec) -> None:
+    def add(self, path: Path, sha256: str) -> None:
+        """Remember ``path`` (as it is now) as matching ``sha256``."""
         stat = path.stat()
         with self._lock:
-            self._seen[(path.resolve(), spec.sha256)] = (stat.st_size, stat.st_mtime_ns)
+            self._seen[(path.resolve(), sha256)] = (stat.st_size, stat.st_mtime_ns)
 
 
 #: Per-process memory of verified files: hashing 60-85 MB on every model lookup would be waste.
 _VERIFIED = _VerifiedFiles()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The lower-case hex sha256 of a file, read in 1 MiB blocks."""
+def verify_cached(path: str | os.PathLike[str], sha256: str, *, size_bytes: int | None = None) -> None:
+    """:func:`verify_file`, once per process while the file's size and modification time are unchanged.
+
+    Raises what :func:`verify_file` raises.
+    """
+    _VERIFIED.check(Path(path), sha256, size_bytes=size_bytes)
+
+
+def sha256_file(
+    path: str | os.PathLike[str],
+    *,
+    copy_to: str | os.PathLike[str] | None = None,
+    max_bytes: int | None = None,
+    what: str | None = None,
+) -> str:
+    """The lower-case hex sha256 of a file, read in 1 MiB blocks: the project's one file hasher.
+
+    Parameters
+    ----------
+    path
+        The file.
+    copy_to
+        Also write the bytes there as they are read (one pass: hash while copying).
+    max_bytes
+        Stop with ``file_too_large`` as soon as more than this many bytes were read.
+    what
+        How messages name the file (default: its name).
+
+    Raises
+    ------
+    PayloadTooLargeError
+        ``file_too_large`` past ``max_bytes`` (``details``: ``filename``, ``limit_bytes``).
+    """
     sha = hashlib.sha256()
-    with open(path, "rb") as f:
+    size = 0
+    with open(path, "rb") as f, contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(copy_to, "wb")) if copy_to is not None else None
         while block := f.read(_CHUNK):
+            size += len(block)
+            if max_bytes is not None and size > max_bytes:
+                name = what or Path(path).name
+                raise PayloadTooLargeError(
+                    "file_too_large",
+                    f"'{name}' is larger than the limit of {max_bytes / 2**20:.0f} MiB.",
+                    {"filename": name, "limit_bytes": max_bytes},
+                )
             sha.update(block)
+            if out is not None:
+                out.write(block)
     return sha.hexdigest()
 
 
@@ -444,7 +487,7 @@ def ensure_weights(
         return _ensure_bundled(spec, path)
     if path.is_file():
         try:
-            _VERIFIED.check(path, spec)
+            _VERIFIED.check(path, spec.sha256, size_bytes=spec.size_bytes)
             return path
         except ModelUnavailableError as exc:
             if exc.code != "weights_corrupt":
@@ -478,7 +521,7 @@ def _ensure_bundled(spec: WeightsSpec, path: Path) -> Path:
             {"name": spec.name, "package": spec.package, "path": str(path)},
         )
     try:
-        _VERIFIED.check(path, spec)
+        _VERIFIED.check(path, spec.sha256, size_bytes=spec.size_bytes)
     except ModelUnavailableError as exc:
         raise ModelUnavailableError(
             exc.code,
@@ -556,7 +599,7 @@ def download_weights(
             "nothing was saved. Try again later, or check that the URL still serves the published file.",
             {**exc.details, "name": spec.name, "url": spec.url},
         ) from None
-    _VERIFIED.add(path, spec)
+    _VERIFIED.add(path, spec.sha256)
     return path
 
 

@@ -18,7 +18,6 @@ summary JSON carries it): there is no separate table.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -34,7 +33,6 @@ from autovoice.config import Settings, get_settings
 from autovoice.engines.checkpoints import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.errors import (
     AutoVoiceError,
-    ModelUnavailableError,
     NotFoundError,
     ParameterError,
     PayloadTooLargeError,
@@ -50,7 +48,6 @@ MODEL_KINDS: tuple[str, ...] = ("rvc", "sovits")
 FILE_ROLES: tuple[str, ...] = ("model", "index", "config", "cluster")
 _STORED_NAMES = {"model": "model.pth", "index": "model.index", "config": "config.json", "cluster": "cluster"}
 MODELS_DIR = "models"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -156,21 +153,15 @@ class TrainedModel:
 
 def _sha256_copy(src: Path, dst: Path, *, limit: int, original: str) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` while hashing it; ``file_too_large`` past ``limit`` bytes."""
-    digest = hashlib.sha256()
-    size = 0
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        while chunk := fin.read(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(
-                    "file_too_large",
-                    f"'{original}' is larger than the limit of {limit / 2**20:.0f} MiB "
-                    "(AUTOVOICE_MAX_FILE_BYTES).",
-                    {"filename": original, "limit_bytes": limit},
-                )
-            digest.update(chunk)
-            fout.write(chunk)
-    return digest.hexdigest(), size
+    from autovoice.models.weights import sha256_file
+
+    try:
+        digest = sha256_file(src, copy_to=dst, max_bytes=limit, what=original)
+    except PayloadTooLargeError as exc:
+        raise PayloadTooLargeError(
+            exc.code, exc.message.rstrip(".") + " (AUTOVOICE_MAX_FILE_BYTES).", exc.details
+        ) from None
+    return digest, dst.stat().st_size
 
 
 def _display(name: str) -> str:
@@ -362,24 +353,17 @@ def model_only_profile(name: str) -> VoiceProfile:
 
 
 def content_encoder_present(info: TrainedModelInfo, *, settings: Settings | None = None) -> bool:
-    """Whether the content encoder ``info`` needs (``hubert_base``, ``contentvec``) is installed: the
-    user's copy (``autovoice models add``) or the weights registry's file. Nothing is downloaded."""
-    from autovoice.models.hubert import local_source
-    from autovoice.models.weights import REGISTRY, weights_present
+    """Whether the content encoder ``info`` needs (``hubert_base`` or ``contentvec``: the same weights, so
+    either name serves) is installed: the user's copy (``autovoice models add``) or the weights registry's
+    file. Nothing is downloaded."""
+    from autovoice.models.hubert import encoder_present
 
-    if local_source(info.embedder, settings=settings) is not None:
-        return True
-    return info.embedder in REGISTRY and weights_present(info.embedder, settings=settings)
+    return encoder_present(info.embedder, settings=settings)
 
 
 def check_content_encoder(info: TrainedModelInfo, *, settings: Settings | None = None) -> None:
     """``model_unavailable`` (saying how to add it) when the model's content encoder is missing."""
+    from autovoice.models.local import not_installed
+
     if not content_encoder_present(info, settings=settings):
-        raise ModelUnavailableError(
-            "model_unavailable",
-            f"This {info.kind} model needs the '{info.embedder}' content encoder, which is not installed. "
-            f"Add your copy with `autovoice models add {info.embedder} PATH` (a fairseq .pt such as "
-            "hubert_base.pt / checkpoint_best_legacy_500.pt, or a Hugging Face folder), or download it "
-            f"with `autovoice models download {info.embedder}`.",
-            {"name": info.embedder},
-        )
+        raise not_installed(info.embedder, needed_by=f"This {info.kind} model")

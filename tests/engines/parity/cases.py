@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from autovoice.engines.checkpoints import RVC_CONFIG_FIELDS, sovits_config
+from autovoice.engines.rvc.checkpoint import RVC_CONFIG_FIELDS
 from autovoice.engines.rvc.model import RVCSynthesizer, f0_coarse
+from autovoice.engines.sovits.checkpoint import sovits_config
 from autovoice.engines.sovits.model import SovitsSynthesizer
 from autovoice.engines.vits import unfold_weight_norm
 from tests.engines.fakes import _randomise

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from autovoice.engines.checkpoints import load_checkpoint
 from autovoice.engines.rvc.model import RVCSynthesizer, build_rvc
 from autovoice.engines.sovits.model import SovitsSynthesizer
+from autovoice.models.safe_load import load_checkpoint
 from tests.engines.parity.cases import CASES, Case, build_ours
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "parity"

@@ -83,8 +83,9 @@ class LoadedRvc:
     def __init__(self, info: TrainedModelInfo, files: ModelFiles, device: str) -> None:
         import torch
 
-        from autovoice.engines.checkpoints import load_checkpoint, read_index
+        from autovoice.engines.indexes import read_index
         from autovoice.engines.rvc.model import build_rvc
+        from autovoice.models.safe_load import load_checkpoint
 
         self.info = info
         self.device = device

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 
-from autovoice.engines.checkpoints import rvc_config
 from autovoice.engines.nsf import NSFHiFiGAN
+from autovoice.engines.rvc.checkpoint import rvc_config
 from autovoice.engines.vits import Encoder, ResidualCouplingBlock, fold_weight_norm, sequence_mask
 from autovoice.errors import ParameterError
 
@@ -149,7 +149,7 @@ class RVCSynthesizer(nn.Module):
 
 
 def build_rvc(ckpt: Mapping[str, Any], *, name: str = "model") -> RVCSynthesizer:
-    """The synthesizer of an RVC/Applio checkpoint (as :func:`~autovoice.engines.checkpoints.load_checkpoint`
+    """The synthesizer of an RVC/Applio checkpoint (as :func:`~autovoice.models.safe_load.load_checkpoint`
     returns it), weights loaded, in eval mode on the CPU.
 
     Raises ``model_config_mismatch`` when the weights do not fit the checkpoint's own ``config``.

@@ -64,8 +64,9 @@ class SovitsOptions(BaseModel):
 
 class LoadedSovits:
     def __init__(self, info: TrainedModelInfo, files: ModelFiles, device: str) -> None:
-        from autovoice.engines.checkpoints import load_checkpoint, load_config, load_kmeans, read_index
+        from autovoice.engines.indexes import load_kmeans, read_index
         from autovoice.engines.sovits.model import build_sovits
+        from autovoice.models.safe_load import load_checkpoint, load_config
 
         assert files.config is not None
         self.info = info

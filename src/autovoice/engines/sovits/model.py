@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from autovoice.engines.checkpoints import sovits_config
 from autovoice.engines.nsf import NSFHiFiGAN
+from autovoice.engines.sovits.checkpoint import sovits_config
 from autovoice.engines.vits import (
     Encoder,
     F0Decoder,
