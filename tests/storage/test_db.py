@@ -136,3 +136,30 @@ def test_old_scratch_folders_are_cleaned(settings: Settings) -> None:
     assert blobs.clean_scratch(older_than_s=60) == 1
     assert not old.exists()
     assert new.exists()
+
+
+def test_sqlite_timestamps_come_back_in_utc(settings: Settings) -> None:
+    """SQLite keeps no zone: a job's times read back are still UTC-aware, so the API prints an offset
+    (an OpenAPI ``date-time``) as it does on PostgreSQL; a time given in another zone is stored as UTC."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from autovoice.storage import JobRow
+
+    db = Database(settings)
+    db.migrate()
+    written = datetime(2026, 12, 7, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    with db.session() as s:
+        s.add(JobRow(id="job_00000001", kind="conversion", params={}, started_at=written))
+    with db.session() as s:
+        row = s.get(JobRow, "job_00000001")
+        assert row is not None
+        assert row.created_at.tzinfo is not None
+        assert row.created_at.utcoffset() == timedelta(0)
+        assert row.started_at == written
+        assert row.started_at.tzinfo == UTC
+        assert row.started_at.isoformat() == "2026-12-07T07:00:00.123456+00:00"
+        assert row.finished_at is None
+    with db.engine.connect() as conn:  # stored as UTC wall time
+        stored = conn.execute(text("SELECT started_at FROM jobs")).scalar()
+    assert str(stored).startswith("2026-12-07 07:00:00")
+    db.dispose()
