@@ -131,7 +131,9 @@ def _run(job_id: str, ctx: JobContext) -> str:
             }
             _publish(ctx, row)
             return "failed"
-        row.status, row.stage, row.progress = "running", "starting", 0.0
+        # Progress only moves forward, even when an attempt starts over after a crash or a requeue:
+        # the row keeps what the job had reached (see _progress_writer).
+        row.status, row.stage = "running", "starting"
         row.started_at = row.started_at or now
         row.updated_at, row.worker, row.error = now, ctx.worker, None
         kind, params = row.kind, dict(row.params)
@@ -224,7 +226,10 @@ def _progress_writer(job_id: str, ctx: JobContext) -> Callable[[float, str], Non
             row = s.get(JobRow, job_id)
             if row is None or row.cancel_requested:
                 raise CancelledError("cancelled", "The job was cancelled.", {"stage": stage})
-            row.progress = min(max(float(fraction), 0.0), 0.99)  # 1.0 only once outputs are in place
+            # 1.0 only once the outputs are in place; never below what the row already says (a stage
+            # that starts its own count, a retry on the CPU or a second attempt start again from 0).
+            reached = min(max(float(fraction), 0.0), 0.99)
+            row.progress = max(float(row.progress or 0.0), reached)
             row.stage, row.updated_at = stage, utcnow()
             _publish(ctx, row)
 

@@ -146,8 +146,12 @@ async def conversion_events(websocket: WebSocket, job_id: str) -> None:
 
 
 async def _follow(websocket: WebSocket, state: ServiceState, sub: Any, snapshot: dict[str, Any]) -> None:
+    """Send the job's state, then its events, each progress at least the one before: events published
+    between the subscription and the first read of the row arrive after that read and are older than it,
+    so they are skipped rather than sent (a progress bar would jump back)."""
     job_id = snapshot["id"]
     last = (snapshot["status"], snapshot["progress"], snapshot["stage"])
+    shown = float(snapshot["progress"])
     if snapshot["status"] in ("completed", "failed", "cancelled"):
         await websocket.send_json(_final_event(snapshot))
         await websocket.close()
@@ -163,10 +167,13 @@ async def _follow(websocket: WebSocket, state: ServiceState, sub: Any, snapshot:
                 await websocket.send_json(_final_event(snapshot))
                 await websocket.close()
                 return
-            if current == last:
+            if current == last or float(snapshot["progress"]) < shown:
                 continue
             event, last = event_for(snapshot), current
         else:
+            if float(event["progress"]) < shown:
+                continue  # older than what was already sent
             last = (event["status"], event["progress"], event["stage"])
+        shown = max(shown, float(event["progress"]))
         await websocket.send_json(event)
         await asyncio.sleep(0)
