@@ -233,6 +233,34 @@ def test_speak(new_page: Callable[..., Any], server: str, tmp_path: Path) -> Non
     shot("speech")
 
 
+def test_voices_tab_says_loading_until_the_list_arrives(browser: Any, server: str) -> None:
+    """The profile list held back: the page says "Loading…", never "No voice profiles yet", until the
+    answer comes."""
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        held: list[Any] = []
+        page.route(re.compile(r".*/api/v1/profiles$"), lambda route: held.append(route))
+        page.goto(server)
+        page.wait_for_selector("html[data-ready='true']")
+        page.wait_for_timeout(300)  # the held request reaches the route handler
+        assert held, "the page did not ask for the profile list"
+        assert page.inner_text("#profiles-status") == "Loading…"
+        assert page.get_attribute("#profile-list", "aria-busy") == "true"
+        assert page.locator("#convert-profile option").all_inner_texts() == ["Loading…"]
+        held[0].continue_()
+        page.wait_for_function(
+            "() => document.querySelector('#profiles-status').textContent !== 'Loading…'", timeout=30_000
+        )
+        assert re.fullmatch(
+            r"No voice profiles yet: create one above\.|\d+ profiles?\.", page.inner_text("#profiles-status")
+        )
+        assert page.get_attribute("#profile-list", "aria-busy") == "false"
+        assert "Loading…" not in page.locator("#convert-profile option").all_inner_texts()
+    finally:
+        ctx.close()
+
+
 def test_phone_layout_and_keyboard(new_page: Callable[..., Any], server: str) -> None:
     page, shot = new_page(server, width=390, height=844)
     _no_horizontal_scroll(page)

@@ -98,17 +98,22 @@ export function setBusy(button, indicator, busy) {
 }
 
 // -- a tiny shared store of profiles, so every select on the page stays in step -------------------
+// Until the first list arrives nothing is rendered from it: an empty array before the answer would
+// read "No voice profiles yet" while the page is still loading.
 const profileListeners = new Set();
 let profiles = [];
+let profilesLoaded = false;
 export const profileStore = {
   get: () => profiles,
+  loaded: () => profilesLoaded,
   set(list) {
     profiles = list;
+    profilesLoaded = true;
     profileListeners.forEach((fn) => fn(profiles));
   },
   subscribe(fn) {
     profileListeners.add(fn);
-    fn(profiles);
+    if (profilesLoaded) fn(profiles);
   },
 };
 

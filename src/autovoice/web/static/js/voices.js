@@ -326,6 +326,7 @@ export async function refreshProfiles() {
   } catch (err) {
     showError(box, err);
     status.textContent = "";
+    $("#profile-list").setAttribute("aria-busy", "false");
     return null;
   }
 }
@@ -334,6 +335,7 @@ function renderProfiles(list, { onUse }) {
   const ul = $("#profile-list");
   const status = $("#profiles-status");
   ul.replaceChildren();
+  ul.setAttribute("aria-busy", "false");
   status.textContent = list.length ? `${list.length} profile${list.length > 1 ? "s" : ""}.` : "No voice profiles yet: create one above.";
   for (const p of list) {
     ul.append(profileCard(p, {
@@ -373,6 +375,7 @@ export function initVoices({ onUse }) {
   });
   $("#profiles-refresh").addEventListener("click", () => {
     $("#profiles-status").textContent = "Loading…";
+    $("#profile-list").setAttribute("aria-busy", "true");
     refreshProfiles();
   });
 
