@@ -53,6 +53,12 @@ class Settings(BaseSettings):
 
     # Text to speech.
     tts_max_chars: int = Field(default=5000, gt=0, description="Longest accepted text.")
+    tts_threads: int = Field(
+        default=1,
+        ge=0,
+        description="Threads of one Piper voice's ONNX session (intra-op), without busy-waiting; "
+        "0: ONNX Runtime's default (every core, spinning).",
+    )
 
     # Service: storage, jobs, auth, limits (see docs/service.md).
     database_url: str | None = Field(
@@ -68,6 +74,16 @@ class Settings(BaseSettings):
     job_rate_limit: str = Field(default="10/minute", description="Job-creating requests; '' disables.")
     address_rate_limit: str = Field(
         default="", description="Per client address over all its keys, on top of rate_limit; '' disables."
+    )
+    min_free_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=0,
+        description="/health/ready fails while the data dir's filesystem has less free; 0: no threshold.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="`autovoice serve` closes a connection whose request line and headers take longer.",
     )
     health_cache_s: float = Field(
         default=1.0, ge=0, description="Longest age of the /health document (database ping, job counts)."

@@ -91,6 +91,15 @@ class CancelledError(AutoVoiceError):
     http_status = 409
 
 
+class StorageError(AutoVoiceError):
+    """The data dir cannot take the write: its filesystem is full (``storage_full``) or read-only / not
+    writable (``storage_read_only``). HTTP 507; the message names the cause. Not the caller's fault: the
+    operator frees space or fixes the mount (CLI exit 1)."""
+
+    http_status = 507
+    caller_error = False
+
+
 class InternalError(AutoVoiceError):
     """A failure on our side; never the caller's fault."""
 

@@ -22,6 +22,7 @@ from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError, CancelledError
 from autovoice.jobs.events import EventBus
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, ProfileIndex, blobs
+from autovoice.storage.space import storage_error
 from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,16 @@ def _run(job_id: str, ctx: JobContext) -> str:
         log.info("job %s failed: %s", job_id, exc)
         _finish(ctx, job_id, status="failed", error=exc.to_dict())
     except Exception as exc:
+        # A full or read-only data dir is named as such (507 storage_full / storage_read_only in the
+        # job's error, with the cause), not as our bug: libsndfile reports ENOSPC as "System error".
+        storage = None
+        if type(exc).__name__ != "SoftTimeLimitExceeded":
+            storage = storage_error(
+                exc,
+                data_dir=ctx.settings.data_dir,
+                min_free_bytes=ctx.settings.min_free_bytes,
+                doing="writing the job's files",
+            )
         if type(exc).__name__ == "SoftTimeLimitExceeded":
             limit = ctx.settings.job_time_limit_s
             error = {
@@ -170,6 +181,9 @@ def _run(job_id: str, ctx: JobContext) -> str:
                 "message": f"The job ran past its time limit of {limit:.0f} s (AUTOVOICE_JOB_TIME_LIMIT_S).",
                 "details": {"limit_s": limit},
             }
+        elif storage is not None:
+            log.error("job %s failed: %s", job_id, storage)
+            error = storage.to_dict()
         else:
             log.exception("job %s failed on our side", job_id)
             error = {

@@ -44,7 +44,9 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     from autovoice.service.ratelimit import RateLimits
     from autovoice.service.state import ServiceState
     from autovoice.storage import BlobStore, Database, ProfileIndex
+    from autovoice.storage.space import require_writable
 
+    require_writable(settings.data_dir)  # a clear storage_read_only / storage_full, not SQLite's trace
     db = Database(settings)
     db.migrate()
     blobs = BlobStore(settings)
@@ -105,6 +107,7 @@ def create_app(
     from autovoice.service.docs import install_docs
     from autovoice.service.errors import install_error_handlers
     from autovoice.service.observability import Metrics, RequestMiddleware
+    from autovoice.service.openapi import install_openapi
     from autovoice.service.routes import conversions, engines, health, profiles, tts
 
     s = settings or get_settings()
@@ -154,6 +157,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app, keys_required=api_key_required(s, host))
     origins = list(s.cors_origins)
     if origins:
         app.add_middleware(
@@ -219,6 +223,10 @@ def serve(
             "AUTOVOICE_DATABASE_URL. In embedded mode jobs run inside the one server process.",
             {"server_workers": n},
         )
+    from autovoice.storage.space import require_writable
+
+    # Before uvicorn: a read-only or full data dir is one line from the CLI (exit 1), not a start-up trace.
+    require_writable(s.data_dir)
     configure_server_logging(s)
     if n > 1:
         _serve_processes(s, host, port, n, banner=banner)

@@ -103,18 +103,28 @@ def revoke_api_key(db: Database, ref: str) -> dict[str, Any]:
 
 
 def token_from_headers(headers: Any, query: Any = None) -> str | None:
-    """The key sent with a request: ``Authorization: Bearer``, ``X-API-Key`` or (WebSocket) ``api_key``."""
+    """The key sent with a request: ``Authorization: Bearer``, ``X-API-Key`` or (WebSocket) ``api_key``.
+
+    Every place a key is sent counts: two different keys in one request (a good bearer token and a wrong
+    ``X-API-Key``, say) are refused with ``conflicting_api_keys`` rather than one of them being ignored.
+    """
+    sent: list[str] = []
     auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return str(value.strip())
+            sent.append(value.strip())
     key = headers.get("x-api-key")
-    if key:
-        return str(key.strip())
+    if key and key.strip():
+        sent.append(key.strip())
     if query is not None and query.get("api_key"):
-        return str(query.get("api_key"))
-    return None
+        sent.append(str(query.get("api_key")))
+    if len(set(sent)) > 1:
+        raise AuthError(
+            "conflicting_api_keys",
+            "The request carries two different API keys (Authorization, X-API-Key or api_key); send one.",
+        )
+    return str(sent[0]) if sent else None
 
 
 class ApiKeyAuth:

@@ -43,6 +43,18 @@ def error_response(exc: AutoVoiceError, headers: dict[str, str] | None = None) -
     return JSONResponse(error_body(exc.code, exc.message, details), status_code=status, headers=headers)
 
 
+def internal_error_response(request_id: str) -> JSONResponse:
+    """The 500 ``internal_error`` answer to an unexpected exception: no trace, the request id to quote."""
+    return JSONResponse(
+        error_body(
+            "internal_error",
+            "The server failed to handle the request. The server log has the details "
+            f"(request id {request_id}).",
+        ),
+        status_code=500,
+    )
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "api_key_required",
@@ -69,6 +81,24 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def validation_message(errors: Any) -> str:
+    """One sentence for FastAPI's validation errors, naming the first failing field.
+
+    A body that is not JSON at all names the position where parsing stopped (pydantic reports it as the
+    field's "location"), rather than reading as if a field called ``8`` were wrong.
+    """
+    first = next(iter(errors), None)
+    if first is None:
+        return "Invalid request."
+    loc = [p for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    if first.get("type") == "json_invalid":
+        reason = str((first.get("ctx") or {}).get("error", "")).strip() or str(first.get("msg", ""))
+        at = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
+        return f"The request body is not valid JSON{at}: {reason}. Send a JSON object."
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "request"
+    return f"Invalid {where}: {first.get('msg', 'invalid value')}."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error response the same shape."""
 
@@ -86,10 +116,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _clean_validation_errors(exc.errors())
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path")) or "request"
         return JSONResponse(
-            error_body("invalid_parameter", f"Invalid {where}: {first['msg']}.", {"errors": errors}),
+            error_body("invalid_parameter", validation_message(exc.errors()), {"errors": errors}),
             status_code=422,
         )
 
@@ -104,18 +132,25 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Only what fails outside the request middleware gets here (which answers everything inside it
+        # itself: logged once, never handed on to the server).
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        request_id = request.scope.get("request_id", "?")
-        return JSONResponse(
-            error_body(
-                "internal_error",
-                "The server failed to handle the request. The server log has the details "
-                f"(request id {request_id}).",
-            ),
-            status_code=500,
-        )
+        return internal_error_response(str(request.scope.get("request_id", "?")))
+
+    async def on_os_error(request: Request, exc: Exception) -> JSONResponse:
+        # A full or read-only data dir (an upload, a profile being stored): 507 with the cause, not a 500.
+        from autovoice.storage.space import storage_error
+
+        assert isinstance(exc, OSError)
+        found = storage_error(exc, doing=f"handling {request.method} {request.url.path}")
+        if found is None:
+            log.exception("unhandled error in %s %s", request.method, request.url.path)
+            return internal_error_response(str(request.scope.get("request_id", "?")))
+        log.error("request failed: %s", found)
+        return error_response(found)
 
     app.add_exception_handler(AutoVoiceError, on_autovoice_error)
+    app.add_exception_handler(OSError, on_os_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

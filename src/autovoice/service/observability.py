@@ -289,7 +289,14 @@ def worker_metrics(settings: Settings) -> tuple[Metrics | None, Callable[[int], 
 
 
 class RequestMiddleware:
-    """Pure ASGI middleware: request id (``X-Request-ID``), timing, metrics and one log line per request."""
+    """Pure ASGI middleware: request id (``X-Request-ID``), timing, metrics and one log line per request.
+
+    It is also where an unexpected exception ends: logged once with its trace and answered with the 500
+    ``internal_error`` document (:func:`autovoice.service.errors.internal_error_response`), never passed
+    on to the server (which would log the same trace a second time). A WebSocket is logged with the
+    status of its handshake: 101 once accepted, 403 when closed before that (auth, limits), or the
+    status of the HTTP response sent instead.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -299,37 +306,62 @@ class RequestMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        from autovoice.service.errors import internal_error_response
+
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
         scope["request_id"] = request_id
         token = current_request_id.set(request_id)
-        status = {"code": 500}
+        websocket = scope["type"] == "websocket"
+        # None until a response starts. An HTTP request that ends without one failed (500); a WebSocket
+        # whose client left before its handshake was answered is logged as "closed", with no status.
+        status: dict[str, int | None] = {"code": None, "close": None}
         started = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 status["code"] = message["status"]
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message["headers"] = headers
+            elif kind == "websocket.accept":
+                status["code"] = 101
+            elif kind == "websocket.close":
+                status["close"] = int(message.get("code", 1000))
+                if status["code"] is None:
+                    status["code"] = 403  # refused before the handshake: the server answers 403
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method", "WS"), scope.get("path", "?"))
+            if not websocket and status["code"] is None:
+                await internal_error_response(request_id)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "WS")
-            if scope["type"] == "http":
-                self.metrics.requests.labels(method, template, str(status["code"])).inc()
+            code = status["code"]
+            if not websocket:
+                code = code if code is not None else 500
+                self.metrics.requests.labels(method, template, str(code)).inc()
                 self.metrics.latency.labels(method, template).observe(elapsed)
+            extra: dict[str, Any] = {
+                "route": template,
+                "status": code,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            if websocket:
+                extra["close_code"] = status["close"]
             log.info(
                 "%s %s -> %s in %.1f ms",
                 method,
                 template,
-                status["code"] if scope["type"] == "http" else "closed",
+                code if code is not None else "closed",
                 elapsed * 1000,
-                extra={"route": template, "status": status["code"], "duration_ms": round(elapsed * 1000, 2)},
+                extra=extra,
             )
             current_request_id.reset(token)

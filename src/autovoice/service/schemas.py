@@ -38,9 +38,16 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     device: str
-    models: list[str] = Field(description="Models loaded in this process, as `name@device`.")
+    models: list[str] = Field(
+        description="Models loaded in this process, as `name@device` (a model file by its name, not its "
+        "path)."
+    )
     queue: QueueInfo
     database: bool = Field(description="The database answers.")
+    storage: bool = Field(
+        default=True,
+        description="The data dir takes a write and has at least `AUTOVOICE_MIN_FREE_BYTES` free.",
+    )
 
 
 class LiveResponse(BaseModel):

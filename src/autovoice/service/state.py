@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from autovoice.config import Settings
 from autovoice.jobs import EventBus, JobContext, JobStore
@@ -33,6 +34,8 @@ class ServiceState:
     device: str
     #: The ``/health`` document, at most ``Settings.health_cache_s`` old.
     health: Cached[HealthResponse] = field(default_factory=lambda: Cached(1.0))
+    #: What the last health check found wrong with the data dir (None: nothing).
+    storage_problem: str | None = None
 
 
 def get_state(request: Request) -> ServiceState:
@@ -54,7 +57,25 @@ def client_identity(request: Request, key_id: str | None) -> str:
     return f"ip:{client_address(request)}"
 
 
-def authenticate(request: Request) -> str | None:
+# How a key is sent, as OpenAPI security schemes (auto_error off: the check below decides, with our own
+# error document). Declaring them here makes every route that depends on a check document them.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="`Authorization: Bearer <key>`; create a key with `autovoice apikey create NAME`.",
+)
+_API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKeyHeader",
+    description="The same key as `X-API-Key` (one or the other; two different keys are refused).",
+)
+#: The security schemes a key-checking dependency declares (documentation only; the check reads headers).
+BearerScheme = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+ApiKeyScheme = Annotated[str | None, Security(_API_KEY)]
+
+
+def authenticate(request: Request, _bearer: BearerScheme = None, _key: ApiKeyScheme = None) -> str | None:
     """Dependency: check the API key (required or optional); the key id or None."""
     state = get_state(request)
     key_id = state.auth.authenticate(token_from_headers(request.headers))
@@ -62,12 +83,11 @@ def authenticate(request: Request) -> str | None:
     return key_id
 
 
-def guard(request: Request) -> str:
+def guard(request: Request, _bearer: BearerScheme = None, _key: ApiKeyScheme = None) -> str:
     """Dependency of every API route: API key, then the general rate limit. Returns the identity."""
     state = get_state(request)
-    token = token_from_headers(request.headers)
     try:
-        key_id = state.auth.authenticate(token)
+        key_id = state.auth.authenticate(token_from_headers(request.headers))
     except Exception:
         # Count failed attempts against the address, so keys cannot be guessed at full speed.
         state.limits.check(client_identity(request, None), address=client_address(request))

@@ -8,6 +8,8 @@ load. One request at a time refreshes it, in the thread pool.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -15,26 +17,46 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from autovoice import __version__
 from autovoice.models.cache import CACHE
 from autovoice.service.errors import error_body
-from autovoice.service.schemas import ErrorResponse, HealthResponse, LiveResponse, QueueInfo
+from autovoice.service.schemas import ErrorResponse, HealthResponse, LiveResponse, QueueInfo, error_responses
 from autovoice.service.state import ServiceState, State, authenticate
+from autovoice.storage.space import check_storage
 
 router = APIRouter(tags=["health"])
+
+
+def public_model_name(entry: str) -> str:
+    """``name@device`` with any file path in the name cut to the file's name: a model loaded from a path
+    (``piper:/.../en_US-joe-medium.onnx@cpu``) must not show the server's install paths to anyone who can
+    reach ``/health`` (no key needed)."""
+    name, at, device = entry.rpartition("@")
+    if not at:
+        name = entry
+    kind, colon, rest = name.partition(":")
+    if not colon:
+        kind, rest = "", name
+    if "/" in rest or "\\" in rest:
+        rest = PurePath(rest.replace("\\", "/")).name
+    name = f"{kind}:{rest}" if colon else rest
+    return f"{name}@{device}" if at else name
 
 
 def _health(state: ServiceState) -> HealthResponse:
     db_ok = state.db.ping()
     counts = state.jobs.count_by_status() if db_ok else {}
+    storage = check_storage(state.settings.data_dir, min_free_bytes=state.settings.min_free_bytes)
+    state.storage_problem = storage.problem
     return HealthResponse(
-        status="ok" if db_ok else "degraded",
+        status="ok" if db_ok and storage.ok else "degraded",
         version=__version__,
         device=state.device,
-        models=CACHE.loaded(),
+        models=[public_model_name(m) for m in CACHE.loaded()],
         queue=QueueInfo(
             mode="celery" if state.queue.mode == "celery" else "local",
             depth=counts.get("queued", 0),
             running=counts.get("running", 0),
         ),
         database=db_ok,
+        storage=storage.ok,
     )
 
 
@@ -53,14 +75,25 @@ async def live() -> LiveResponse:
 @router.get(
     "/health/ready",
     response_model=HealthResponse,
-    responses={503: {"model": ErrorResponse, "description": "Not ready (database unreachable)."}},
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "Not ready: the database does not answer, or the data dir is full or not "
+            "writable.",
+        }
+    },
 )
 async def ready(state: State) -> HealthResponse | JSONResponse:
-    """Ready to take requests (readiness probe): the database answers."""
+    """Ready to take requests (readiness probe): the database answers and the data dir takes a write
+    with at least `AUTOVOICE_MIN_FREE_BYTES` free."""
     doc = await state.health.get(lambda: _health(state))
-    if not doc.database:
+    if not doc.database or not doc.storage:
+        problems = [] if doc.database else ["The database does not answer."]
+        if not doc.storage:
+            problems.append(state.storage_problem or "The data dir is full or not writable.")
         return JSONResponse(
-            error_body("not_ready", "The database does not answer.", {"database": False}), status_code=503
+            error_body("not_ready", " ".join(problems), {"database": doc.database, "storage": doc.storage}),
+            status_code=503,
         )
     return doc
 
@@ -69,7 +102,10 @@ async def ready(state: State) -> HealthResponse | JSONResponse:
     "/metrics",
     response_class=Response,
     dependencies=[Depends(authenticate)],
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."},
+        **error_responses(401),
+    },
 )
 def metrics(state: State) -> Response:
     """Prometheus metrics of this process (text exposition format)."""
