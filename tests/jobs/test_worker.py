@@ -26,3 +26,36 @@ def test_worker_concurrency_checked(tmp_path: Path) -> None:
 
 def test_child_index_outside_a_pool() -> None:
     assert child_index() == 0  # the main process of a worker (or anything else) is index 0
+
+
+def test_pool_lines_are_json_like_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The worker-lost line (billiard's own logger) is one JSON line in the worker's JSON log, not
+    plain text from a handler Celery adds."""
+    import io
+    import json
+    import logging
+
+    from billiard.util import error
+
+    from autovoice.jobs.celery_app import make_celery
+    from autovoice.jobs.worker import keep_our_logging
+    from autovoice.service.logs import configure_logging
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging("INFO", json=True, stream=stream)
+    try:
+        keep_our_logging()
+        app = make_celery(Settings(broker_url="memory://", data_dir=tmp_path))
+        app.log.setup_logging_subsystem(loglevel="INFO")  # what a starting worker (and child) does
+        error("Process %r pid:%r exited with %r", "ForkPoolWorker-1", 4242, "signal 9 (SIGKILL)")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    docs = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lost = [d for d in docs if "exited with" in d["message"]]
+    assert len(lost) == 1, docs
+    assert lost[0]["level"] == "ERROR"
+    assert "ForkPoolWorker-1" in lost[0]["message"]
+    assert "exited with" not in capsys.readouterr().err  # no plain-text copy

@@ -21,6 +21,27 @@ def child_index() -> int:
     return int(getattr(current_process(), "index", 0) or 0)
 
 
+def _route_logging_through_ours(**_: Any) -> None:
+    # billiard (Celery's pool) logs on its own "multiprocessing" logger, which does not propagate; left
+    # alone, Celery gives it a plain-text handler, so "Process 'ForkPoolWorker-1' pid:.. exited with
+    # 'signal 9 (SIGKILL)'" (the worker-lost line) broke the JSON log. Through the root logger it is one
+    # JSON line like every other.
+    from billiard.util import get_logger
+
+    pool_log = get_logger()
+    pool_log.handlers.clear()
+    pool_log.propagate = True
+
+
+def keep_our_logging() -> None:
+    """Make Celery leave logging as :func:`autovoice.service.logs.configure_logging` set it, in the worker
+    and its pool processes: a receiver of ``setup_logging`` stops Celery from adding handlers of its own,
+    and the pool's logger goes through the root logger's (JSON or text) handler."""
+    from celery.signals import setup_logging
+
+    setup_logging.connect(_route_logging_through_ours, weak=False, dispatch_uid="autovoice-logging")
+
+
 def run_worker(
     settings: Settings | None = None,
     *,
@@ -58,6 +79,7 @@ def run_worker(
     from autovoice.storage import Database
 
     Database(s).migrate()  # before forking, so children find the schema in place
+    keep_our_logging()
     app = make_celery(s, observer=observer)
     if on_child_start is not None:
         from celery.signals import worker_process_init
