@@ -9,6 +9,7 @@ terminal summary for the folder).
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,23 @@ def test_profile_convert_play_download(
             .observe(text, {childList: true, characterData: true, subtree: true});
         }"""
     )
+    # The events WebSocket goes through a relay that sends every progress event once more, late (after
+    # the next event): the page must not move its bar back for a stale update.
+    previous: list[str] = []
+
+    def relay(ws: Any) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            ws.send(message)
+            if previous:
+                ws.send(previous[0])
+            if isinstance(message, str) and json.loads(message).get("type") == "progress":
+                previous[:] = [message]
+
+        server_side.on_message(from_server)
+
+    page.route_web_socket(re.compile(r".*/events.*"), relay)
     page.click("#convert-submit")
     page.wait_for_selector("#job-card[data-state='running']")
     page.wait_for_function("document.getElementById('job-progress').value > 0", timeout=60_000)
@@ -119,6 +137,7 @@ def test_profile_convert_play_download(
     assert any(0 < v < 100 for v in seen), f"no progress between 0 and 100 was shown: {seen}"
     assert seen == sorted(seen), f"progress went backwards: {seen}"
     assert page.get_attribute("#job-card", "data-transport") == "websocket"
+    assert previous, "no progress event came through the relay"
 
     # -- result: A/B players, play, download -------------------------------------------------------------
     page.wait_for_selector("#result-card:not([hidden])")

@@ -270,8 +270,16 @@ function movedText(plan) {
 }
 
 // -- progress -----------------------------------------------------------------------------------------
-function showProgress(progress, stage) {
-  const pct = Math.round(100 * Math.max(0, Math.min(1, Number(progress) || 0)));
+// The bar only moves forward within a job: a late WebSocket event, or a poll answer older than the
+// last event, must not pull it back (the server keeps its row monotonic; the page does not rely on it).
+let shownProgress = 0;
+
+function showProgress(progress, stage, { restart = false } = {}) {
+  const fraction = Math.max(0, Math.min(1, Number(progress) || 0));
+  if (restart) shownProgress = fraction;
+  else if (fraction < shownProgress) return;
+  else shownProgress = fraction;
+  const pct = Math.round(100 * fraction);
   $("#job-progress").value = pct;
   $("#job-progress-text").textContent = `${pct} %`;
   if (stage) $("#job-progress-label").textContent = `${stageLabel(stage)}${FINAL.has(stage) ? "." : "…"}`;
@@ -659,7 +667,7 @@ export function initConvert() {
     $("#job-cancel").disabled = true;
     $("#job-cancel").hidden = false;
     jobCard.dataset.state = "uploading";
-    showProgress(0, null);
+    showProgress(0, null, { restart: true }); // a new job
     $("#job-progress-label").textContent = `Uploading ${state.file.name}…`;
     updatePitchPlan();
     let submitted = false;
