@@ -1,15 +1,29 @@
-"""Test helpers: paths of the shared recordings and generated signals with known answers."""
+"""Test helpers: paths of the shared recordings and generated signals with known answers.
+
+The recordings (LibriSpeech utterances and one CC BY song) live outside the repository: in
+``$AUTOVOICE_TEST_DATA`` when it is set, else in ``../shared/data`` beside the clone.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: The environment variable that says where the shared recordings are.
+TEST_DATA_ENV = "AUTOVOICE_TEST_DATA"
+SHARED_DATA = Path(os.environ.get(TEST_DATA_ENV) or REPO.parent / "shared" / "data").expanduser().absolute()
 SPEECH = SHARED_DATA / "speech" / "librispeech"
 SONG = SHARED_DATA / "song" / "karissa_hobbs-lets_go_fishin.ogg"
+
+
+def missing_recordings() -> list[Path]:
+    """The parts of the shared recordings that are not there (empty when they all are)."""
+    return [p for p in (SPEECH, SONG) if not p.exists()]
+
+
 FEMALE = ("367", "533", "1998", "3080", "3331")
 MALE = ("1688", "2033", "2414", "2609", "3005")
 

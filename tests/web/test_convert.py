@@ -134,6 +134,7 @@ def test_choices_come_from_the_api(
     shot("phone-before")
 
 
+@pytest.mark.shared_data
 def test_report_off_conversion(
     new_page: Callable[..., Any], server: str, profile_id: str, tmp_path: Path
 ) -> None:
@@ -194,6 +195,7 @@ def test_report_off_conversion(
     shot("phone-after-report-off")
 
 
+@pytest.mark.shared_data
 def test_full_mix_without_separation_warns(
     new_page: Callable[..., Any], server: str, profile_id: str, tmp_path: Path
 ) -> None:
@@ -336,6 +338,7 @@ def test_renders_warnings_plan_and_missing_report(new_page: Callable[..., Any], 
     assert page.locator("#result-warnings").is_hidden()
 
 
+@pytest.mark.shared_data
 def test_failed_job_shows_the_api_message(
     new_page: Callable[..., Any], server: str, profile_id: str, tmp_path: Path
 ) -> None:
