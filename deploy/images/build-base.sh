@@ -4,6 +4,7 @@
 #   autovoice-base:bookworm     Debian 12 (debootstrap, minbase) + Python 3.11 and its venv module
 #   autovoice-redis:bookworm    + redis-server            (stands in for redis:7-alpine)
 #   autovoice-postgres:bookworm + postgresql-15           (stands in for postgres:16-alpine)
+#   autovoice-nginx:bookworm    + nginx-light             (stands in for nginx:1.27-alpine)
 #
 #   sudo deploy/images/build-base.sh [MIRROR]      # then:
 #   docker compose -f deploy/docker-compose.yml -f deploy/compose.offline.yml up -d --build
@@ -38,4 +39,5 @@ tar -C "$rootfs" --exclude=./proc --exclude=./sys --exclude=./dev -c . \
     --change "ENV SSL_CERT_FILE=$bundle PIP_CERT=$bundle REQUESTS_CA_BUNDLE=$bundle" - autovoice-base:bookworm
 docker build --network host -t autovoice-redis:bookworm "$here/redis"
 docker build --network host -t autovoice-postgres:bookworm "$here/postgres"
+docker build --network host -t autovoice-nginx:bookworm "$here/nginx"
 docker image ls --filter reference='autovoice-*'

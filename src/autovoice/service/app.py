@@ -237,8 +237,20 @@ def serve(
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
+    from autovoice.service.server import CONFIG_ATTRIBUTE, protocol_class
+
     app = create_app(s, host=host, on_ready=show_banner if banner else None)
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=False,
+        ws="websockets-sansio",
+        http=protocol_class(),  # closes connections whose headers do not arrive in header_timeout_s
+    )
+    setattr(config, CONFIG_ATTRIBUTE, s.header_timeout_s)
+    uvicorn.Server(config).run()
 
 
 def worker_app() -> FastAPI:
@@ -261,6 +273,7 @@ def _serve_processes(s: Settings, host: str, port: int, workers: int, *, banner:
 
     from autovoice.models.devices import resolve_device
     from autovoice.service.banner import startup_banner
+    from autovoice.service.server import protocol_class
 
     required = api_key_required(s, host)
     folder = tempfile.mkdtemp(prefix="autovoice-metrics-")
@@ -282,6 +295,7 @@ def _serve_processes(s: Settings, host: str, port: int, workers: int, *, banner:
             log_config=None,
             proxy_headers=False,
             ws="websockets-sansio",
+            http=protocol_class(),  # each process reads header_timeout_s from its settings
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
