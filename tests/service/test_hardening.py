@@ -174,3 +174,18 @@ def test_an_unexpected_error_is_logged_once_and_answered_500(
     assert len(traced) == 1, [rec.getMessage() for rec in traced]
     access = [rec for rec in caplog.records if getattr(rec, "route", None) == "/boom"]
     assert [getattr(rec, "status", None) for rec in access] == [500]
+
+
+def test_schemathesis_config_points_at_a_real_docs_section() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "schemathesis.toml").read_text()
+    refs = re.findall(r"\(see (docs/[\w./-]+\.md), \"([^\"]+)\"\)", text)
+    assert refs, "schemathesis.toml names no docs section"
+    for doc, section in refs:
+        headings = [
+            line.lstrip("#").strip() for line in (root / doc).read_text().splitlines() if line.startswith("#")
+        ]
+        assert section in headings, (doc, section)
