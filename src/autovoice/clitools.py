@@ -55,6 +55,9 @@ def readable_help(command: Any) -> Any:
     if help_option is not None:
         params.append(help_option)
     for param in params:
+        if getattr(param, "_readable", False):  # a command object shown twice keeps its labels
+            continue
+        setattr(param, "_readable", True)  # noqa: B010
         if isinstance(param, typer.core.TyperArgument):
             name = (param.metavar or param.name or "ARG").upper()
             many = param.nargs != 1
