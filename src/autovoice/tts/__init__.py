@@ -135,7 +135,11 @@ def load_voice(
     s = settings or get_settings()
     files = find_voice_files(name_or_path, settings=s)
     device, use_cuda = _device(s)
-    return CACHE.get(f"piper:{files.model}", device, lambda: PiperTtsVoice.load(files, use_cuda=use_cuda))
+    return CACHE.get(
+        f"piper:{files.model}",
+        device,
+        lambda: PiperTtsVoice.load(files, use_cuda=use_cuda, threads=s.tts_threads),
+    )
 
 
 def list_voices(settings: Settings | None = None) -> list[dict[str, Any]]:

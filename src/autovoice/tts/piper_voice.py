@@ -95,8 +95,12 @@ class PiperTtsVoice:
         self._length_scale = float(voice.config.length_scale)
 
     @classmethod
-    def load(cls, files: VoiceFiles, *, use_cuda: bool = False) -> PiperTtsVoice:
+    def load(cls, files: VoiceFiles, *, use_cuda: bool = False, threads: int = 1) -> PiperTtsVoice:
         """Load a voice from its model and config (seconds: this builds the ONNX Runtime session).
+
+        ``threads`` bounds the session's intra-op threads, which also stop busy-waiting between
+        operators (:func:`session_options`); 0 keeps ONNX Runtime's default (one spinning thread per
+        core), which makes concurrent requests fight over every core.
 
         Raises
         ------
@@ -105,7 +109,7 @@ class PiperTtsVoice:
             files cannot be read as a Piper voice.
         """
         try:
-            from piper import PiperVoice
+            import piper  # noqa: F401 # the package is there (its error says how to install it)
         except ImportError as exc:
             raise ModelUnavailableError(
                 "model_unavailable",
@@ -114,7 +118,7 @@ class PiperTtsVoice:
                 {"package": "piper-tts"},
             ) from exc
         try:
-            voice = PiperVoice.load(files.model, config_path=files.config, use_cuda=use_cuda)
+            voice = _load_piper(files, use_cuda=use_cuda, threads=threads)
         except Exception as exc:  # onnxruntime and json raise many types; all mean "not a usable voice"
             raise ModelUnavailableError(
                 "voice_unavailable",
@@ -164,6 +168,38 @@ class PiperTtsVoice:
                 audio: np.ndarray = chunk.audio_float_array  # already float32 and 1-D: no copy
                 if audio.size:
                     yield audio
+
+
+def session_options(threads: int) -> Any:
+    """ONNX Runtime session options for a Piper voice: ``threads`` intra-op threads (0: the library's
+    default), one inter-op thread, and no spinning when ``threads`` is set (a waiting thread sleeps
+    instead of burning the core another request needs)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def _load_piper(files: VoiceFiles, *, use_cuda: bool, threads: int) -> PiperVoice:
+    """``piper.PiperVoice.load`` with our own session options (Piper's own builds a default session)."""
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+
+    config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
+    providers: list[Any] = (
+        [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+        if use_cuda
+        else ["CPUExecutionProvider"]
+    )
+    session = onnxruntime.InferenceSession(
+        str(files.model), sess_options=session_options(threads), providers=providers
+    )
+    return PiperVoice(config=config, session=session)
 
 
 def builtin_voice_files() -> VoiceFiles:
