@@ -22,6 +22,13 @@ def test_os_errors_map_to_storage_codes(tmp_path: Path) -> None:
     assert ro is not None
     assert ro.code == "storage_read_only"
     assert storage_error(OSError(errno.ENOENT, "No such file")) is None
+    # Permission denied is a storage problem under the data dir only (not for a model file elsewhere).
+    denied = OSError(errno.EACCES, "Permission denied", str(tmp_path / "jobs" / "x" / "mix.wav"))
+    found = storage_error(denied, data_dir=tmp_path)
+    assert found is not None
+    assert found.code == "storage_read_only"
+    elsewhere = OSError(errno.EACCES, "Permission denied", "/usr/share/model.onnx")
+    assert storage_error(elsewhere, data_dir=tmp_path) is None
     assert storage_error(ValueError("nothing to do with disks")) is None
     # A library error raised from an OSError keeps its cause.
     try:

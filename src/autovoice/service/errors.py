@@ -142,7 +142,9 @@ def install_error_handlers(app: FastAPI) -> None:
         from autovoice.storage.space import storage_error
 
         assert isinstance(exc, OSError)
-        found = storage_error(exc, doing=f"handling {request.method} {request.url.path}")
+        state = getattr(request.app.state, "service", None)
+        data_dir = state.settings.data_dir if state is not None else None
+        found = storage_error(exc, data_dir=data_dir, doing=f"handling {request.method} {request.url.path}")
         if found is None:
             log.exception("unhandled error in %s %s", request.method, request.url.path)
             return internal_error_response(str(request.scope.get("request_id", "?")))

@@ -20,7 +20,10 @@ from pathlib import Path
 from autovoice.errors import StorageError
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_READ_ONLY = frozenset({errno.EROFS})
+#: Permission errors count as "not writable" only for files under the data dir (elsewhere, a model file
+#: the server may not read, say, they are not a storage problem).
+_DENIED = frozenset({errno.EACCES, errno.EPERM})
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ def _cause(exc: OSError) -> str:
     return f"{reason} (errno {exc.errno})" if exc.errno is not None else reason
 
 
+def _under(filename: object, folder: Path | None) -> bool:
+    if folder is None or not isinstance(filename, (str, os.PathLike)):
+        return False
+    return Path(os.path.abspath(filename)).is_relative_to(os.path.abspath(folder))
+
+
 def _os_errors(exc: BaseException) -> list[OSError]:
     """``exc`` and its causes/contexts that are OSErrors (a wrapped write error keeps its errno there)."""
     found: list[OSError] = []
@@ -111,11 +120,11 @@ def storage_error(
     """``exc`` as a :class:`StorageError` when a full or read-only data dir caused it, else None.
 
     An ``OSError`` (or one in its cause chain) with ``ENOSPC``/``EDQUOT``/``EFBIG`` is ``storage_full``;
-    ``EROFS``/``EACCES``/``EPERM`` is ``storage_read_only``. Any other exception counts only when
-    ``data_dir`` is given and probing it now finds it full or not writable (libraries such as libsndfile
-    lose the errno), or has less than ``min_free_bytes`` free (a failed write cleans its partial file
-    up, so the space is back by the time the error is seen): the message then names the original
-    error too.
+    ``EROFS`` is ``storage_read_only``, and so are ``EACCES``/``EPERM`` on a file under ``data_dir``.
+    Any other exception counts only when ``data_dir`` is given and probing it now finds it full or not
+    writable (libraries such as libsndfile lose the errno), or with less than ``min_free_bytes`` free (a
+    failed write cleans its partial file up, so the space is back by the time the error is seen): the
+    message then names the original error too.
     """
     where = f" while {doing}" if doing else ""
     for os_error in _os_errors(exc):
@@ -125,7 +134,9 @@ def storage_error(
                 f"The server's data storage is full{where}: {_cause(os_error)}. Free some space and retry.",
                 {"errno": os_error.errno},
             )
-        if os_error.errno in _READ_ONLY:
+        if os_error.errno in _READ_ONLY or (
+            os_error.errno in _DENIED and _under(os_error.filename, data_dir)
+        ):
             return StorageError(
                 "storage_read_only",
                 f"The server's data storage is not writable{where}: {_cause(os_error)}. "
@@ -151,7 +162,7 @@ def require_writable(data_dir: Path) -> None:
     try:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        found = storage_error(exc, doing=f"creating the data dir {data_dir}")
+        found = storage_error(exc, data_dir=Path(data_dir), doing=f"creating the data dir {data_dir}")
         if found is None:
             raise
         raise found from None
