@@ -126,3 +126,11 @@ def test_killed_worker_job_is_redelivered(
         assert done["attempts"] == 2
         assert running["attempts"] == 1
         assert client.get(done["result"]["mix"]).status_code == 200
+    # The worker's log (stderr; stdout has Celery's start banner) stays JSON lines, the pool's "exited
+    # with 'signal 9 (SIGKILL)'" line included.
+    import json
+
+    lines = distributed["log"].read_text(errors="replace").splitlines()
+    docs = [json.loads(line) for line in lines if line.startswith("{")]
+    assert any("exited with" in d["message"] and "signal 9" in d["message"] for d in docs), lines[-20:]
+    assert not [line for line in lines if "exited with" in line and not line.startswith("{")]
