@@ -205,3 +205,22 @@ def test_song_converts_end_to_end_with_the_profiles_rvc_model(
     assert info.channels == 2
     assert abs(info.duration - 8.0) < 0.01
     assert Path(doc["report"]).is_file()
+
+
+def test_models_add_rmvpe_registers_the_users_file(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`autovoice models add rmvpe PATH` checks the file with RMVPE's own loader, then the rmvpe F0
+    method runs from it."""
+    import torch
+
+    from autovoice.analysis import estimate_f0
+    from tests.engines.parity.cases import build_rmvpe, rmvpe_audio
+
+    _, state = build_rmvpe()
+    weights = tmp_path / "rmvpe.pt"
+    torch.save(state, weights)
+    assert run(["models", "add", "rmvpe", str(weights), "--json"]) == 0
+    assert Path(_json(capsys)["path"]).is_file()
+    track = estimate_f0(rmvpe_audio(), sr=16_000, method="rmvpe")
+    assert track.f0.shape[0] > 0

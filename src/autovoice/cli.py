@@ -820,11 +820,11 @@ def models_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a content encoder (or RMVPE) from your own file or folder: checked, then copied into the cache."""
-    from autovoice.models.hubert import add_local
+    from autovoice.engines.trained import add_user_weights
 
     with progress_bar(not as_json) as progress:
         progress(0.0, f"checking {name}")
-        stored = add_local(name, path)
+        stored = add_user_weights(name, path)
     emit({"name": name, "path": str(stored)}, as_json, lambda: typer.echo(f"{name}: {stored}"))
 
 

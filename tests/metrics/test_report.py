@@ -375,6 +375,7 @@ def test_noisy_output_is_flagged_degraded_and_a_clean_copy_is_not(speech_dir: Pa
     assert all(set(w) == {"code", "message"} and w["code"] in WARNING_CODES for w in noisy.warnings)
 
 
+@pytest.mark.shared_data
 @pytest.mark.skipif(not SONG.is_file(), reason=f"shared song not found at {SONG}")
 def test_full_mix_taken_as_a_vocal_is_flagged() -> None:
     y, sr = load(SONG, sr=44_100, mono=True)

@@ -259,6 +259,7 @@ INTRO_SECONDS = 10.0
 KNOWN = [("3080/3080-5032-0000.flac", 9.0), ("2609/2609-156975-0000.flac", 4.0)]
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize(("utterance", "floor_db"), KNOWN, ids=["female-3080", "male-2609"])
 def test_speech_over_music_comes_back(utterance: str, floor_db: float) -> None:
     if not (SPEECH / utterance).is_file() or not SONG.is_file():
