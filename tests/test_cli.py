@@ -110,6 +110,7 @@ def test_profile_lifecycle_through_the_installed_script(speech_dir: Path, settin
     assert doc["name"] == "f1"
     assert doc["revision"] == 1
     assert doc["vocal_range"]["median_hz"] > 140
+    assert doc["vocal_range"]["style"] == "spoken"  # read speech
     assert doc["quality"]["n_samples"] == 3
 
     again = cli("profile", "create", "f1", *files, "--json")
@@ -121,6 +122,7 @@ def test_profile_lifecycle_through_the_installed_script(speech_dir: Path, settin
     shown = cli("profile", "show", "f1")
     assert shown.returncode == 0
     assert "tessitura" in shown.stdout
+    assert "voice      spoken; songs aim at a singing median of" in shown.stdout
     assert json.loads(cli("profile", "delete", doc["id"], "--json").stdout)["deleted"] == doc["id"]
     assert json.loads(cli("profile", "list", "--json").stdout)["profiles"] == []
 

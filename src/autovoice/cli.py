@@ -133,6 +133,13 @@ def _print_range(r: VocalRange, q: SampleQuality) -> None:
         f"  tessitura  {t[0]}–{t[1]} ({r.tessitura_low_hz:.0f}–{r.tessitura_high_hz:.0f} Hz); "
         f"rests on {r.voiced_seconds:.1f} s voiced ({r.confidence} confidence)"
     )
+    if r.style != "unknown":
+        sings = r.singing()
+        how = "as measured" if r.style == "sung" else "estimated from speech"
+        typer.echo(
+            f"  voice      {r.style}; songs aim at a singing median of {sings.to_dict()['median_note']} "
+            f"({sings.median_hz:.0f} Hz, {how})"
+        )
     typer.echo(
         f"  samples    {q.n_samples} file(s), {q.duration_s:.1f} s, {q.voiced_s:.1f} s voiced, "
         f"SNR ≈ {q.snr_db:.0f} dB, silence {q.silence_ratio * 100:.0f}%, "

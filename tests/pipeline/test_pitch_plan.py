@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from autovoice.analysis import F0Track, VocalRange, cents, midi_to_hz
+from autovoice.analysis.vocal_range import SPEECH_TO_SINGING_SEMITONES
 from autovoice.errors import AudioError, ParameterError
 from autovoice.pipeline import plan_pitch
 from autovoice.pipeline.pitch_plan import MOVE_MARGIN, PHRASE_GAP_S, octave_decisions
+from tests.support import SONG
 
 
 def _range(median_midi: float, span: float = 12.0) -> VocalRange:
@@ -254,3 +259,51 @@ def test_auto_key_needs_a_voice() -> None:
     with pytest.raises(AudioError) as err:
         plan_pitch(F0Track(np.zeros(100, np.float32), 0.01, "fcpe"), target=_range(60), auto_key=True)
     assert err.value.code == "no_voiced_audio"
+
+
+def _spoken_range(median_midi: float) -> VocalRange:
+    """A speaking range (style ``spoken``), 4 semitones either side of its median."""
+    return replace(_range(median_midi, span=4.0), style="spoken")
+
+
+FEMALE_SINGER = _track([60, 62, 64, 62, 67, 65, 64, 62])  # C4..G4, median D#4 (63, 311 Hz), like the song
+MALE_SINGER = _track([48, 50, 52, 50, 55, 53, 52, 50])  # an octave lower
+
+
+def test_a_song_is_planned_against_the_speaking_profiles_singing_range() -> None:
+    female_speech = _spoken_range(53.0)  # F3, 175 Hz: the median of speaker 3080, who reads
+    male_speech = _spoken_range(46.0)  # A#2, 117 Hz
+    # With accompaniment (whole octaves): a same-sex singer keeps the song's key, a cross-sex one moves.
+    keep = {"auto_key": True, "mode": "song", "keep_key": True}
+    assert plan_pitch(FEMALE_SINGER, target=female_speech, **keep).shift_semitones == 0  # was -12
+    assert plan_pitch(MALE_SINGER, target=female_speech, **keep).shift_semitones == 12
+    assert plan_pitch(MALE_SINGER, target=male_speech, **keep).shift_semitones == 0
+    assert plan_pitch(FEMALE_SINGER, target=male_speech, **keep).shift_semitones == -12
+    # A bare vocal aims at the singing median (53 + 5.3 semitones), not the speaking one.
+    bare = plan_pitch(FEMALE_SINGER, target=female_speech, auto_key=True, mode="song")
+    assert bare.ideal_shift_semitones == pytest.approx(53.0 + SPEECH_TO_SINGING_SEMITONES - 63.0, abs=0.01)
+    assert bare.shift_semitones == -5
+    # Speech is converted to the speaking median, as before.
+    speech = plan_pitch(FEMALE_SINGER, target=female_speech, auto_key=True, mode="speech")
+    assert speech.shift_semitones == pytest.approx(53.0 - 63.0, abs=0.01)
+
+
+def test_the_shared_song_stays_in_key_for_a_female_speaking_profile(speech_dir: Path) -> None:
+    """30 s of the shared song (female singer, median ~293 Hz), separated, into a profile of speaker
+    3080's read speech (median ~178 Hz): auto key keeps it in the song's key (it used to drop an octave)."""
+    from autovoice.audio import load
+    from autovoice.pipeline import ConversionOptions, convert_audio
+    from autovoice.profiles import build_profile
+
+    if not SONG.is_file():
+        pytest.skip(f"shared song not found at {SONG}")
+    profile = build_profile(sorted((speech_dir / "3080").glob("*.flac"))[:5], name="reader")
+    assert profile.vocal_range is not None
+    assert profile.vocal_range.style == "spoken"
+    y, sr = load(SONG)
+    excerpt = y[:, 30 * sr : 60 * sr]
+    opts = ConversionOptions.parse(auto_key=True, separation="spleeter", metrics="off", preset="fast")
+    res = convert_audio(excerpt, sr=sr, profile=profile, options=opts)
+    assert res.plan.shift_semitones == 0
+    assert res.plan.ideal_shift_semitones is not None
+    assert abs(res.plan.ideal_shift_semitones) < 6  # was about -8.6 against the speaking median

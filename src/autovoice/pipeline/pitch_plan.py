@@ -7,6 +7,12 @@ whole number of octaves (the vocal stays in the song's key), so a male-to-female
 nearest semitone. For speech it is exact (fractional semitones). Optional median smoothing of the
 contour.
 
+A song is planned against the profile's **singing** range (:meth:`VocalRange.singing`): a profile built
+from speech sings higher than it speaks, so its speaking range moves up by
+:data:`~autovoice.analysis.vocal_range.SPEECH_TO_SINGING_SEMITONES` first. Without that, a female singer
+(median 293 Hz) converted into a female speaking profile (median 178 Hz) with accompaniment went down an
+octave; with it she stays in the song's key, and a male singer moves up an octave.
+
 The range cap moves whole **phrases** by octaves, never single syllables, so the melody's intervals
 inside a phrase are kept. A phrase is a stretch of voiced runs joined across unvoiced gaps shorter than
 ``phrase_gap_s`` (0.35 s: of the unvoiced gaps in 100 LibriSpeech utterances, 84 % are under 0.25 s,
@@ -105,9 +111,9 @@ def auto_shift(
     """The auto-key shift in semitones and the exact ideal it was rounded from.
 
     ``keep_key`` (songs with accompaniment): round to whole octaves; otherwise songs round to whole
-    semitones and speech keeps the exact value.
+    semitones and speech keeps the exact value. Songs aim at the target's singing range.
     """
-    ideal = _ideal_shift(source, target)
+    ideal = _ideal_shift(source, target.singing() if mode == "song" else target)
     if ideal is None:
         raise AudioError(
             "no_voiced_audio",
@@ -196,6 +202,8 @@ def plan_pitch(
     if (auto_key or cap_to_range) and target is None:
         raise ParameterError("invalid_parameter", "Auto key and the range cap need the target's vocal range.")
 
+    if target is not None and mode == "song":
+        target = target.singing()
     ideal: float | None
     if auto_key:
         assert target is not None
