@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
+from fastapi import WebSocket
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from autovoice.config import Settings
 from autovoice.service.auth import create_api_key
@@ -189,3 +192,27 @@ def test_schemathesis_config_points_at_a_real_docs_section() -> None:
             line.lstrip("#").strip() for line in (root / doc).read_text().splitlines() if line.startswith("#")
         ]
         assert section in headings, (doc, section)
+
+
+def test_a_websocket_that_fails_is_closed_1011_and_logged_once(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autovoice.service import create_app
+
+    async def boom(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise ZeroDivisionError("the secret internals")
+
+    app = create_app(settings)
+    app.router.routes.insert(0, APIWebSocketRoute("/wsboom", boom))
+    caplog.set_level(logging.INFO)
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/wsboom") as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_text()
+    assert closed.value.code == 1011
+    assert len([rec for rec in caplog.records if rec.exc_info]) == 1
+    access = [rec for rec in caplog.records if getattr(rec, "route", None) == "/wsboom"]
+    assert [getattr(rec, "status", None) for rec in access] == [500]

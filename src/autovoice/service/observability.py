@@ -339,6 +339,12 @@ class RequestMiddleware:
             log.exception("unhandled error in %s %s", scope.get("method", "WS"), scope.get("path", "?"))
             if not websocket and status["code"] is None:
                 await internal_error_response(request_id)(scope, receive, send_wrapper)
+            elif websocket and status["close"] is None:
+                # Close it as failed (1011 once accepted; refused, 403, before that).
+                with contextlib.suppress(Exception):
+                    await send_wrapper({"type": "websocket.close", "code": 1011})
+                if status["code"] == 101:
+                    status["code"] = 500
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
