@@ -136,7 +136,7 @@ def _records(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRec
 def test_websocket_sessions_are_logged_with_their_handshake_status(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="autovoice.service")
+    caplog.set_level(logging.INFO, logger="autovoice")
     with running_app() as client:
         with client.websocket_connect("/api/v1/conversions/job_0123456789abcdef/events") as ws:
             assert ws.receive_json()["error"]["code"] == "job_not_found"
@@ -167,6 +167,7 @@ def test_an_unexpected_error_is_logged_once_and_answered_500(
             return await client.get("/boom", headers={"X-Request-ID": "req-boom-1"})
 
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="autovoice")
     r = asyncio.run(call())
     assert r.status_code == 500
     error = r.json()["error"]
@@ -206,6 +207,7 @@ def test_a_websocket_that_fails_is_closed_1011_and_logged_once(
     app = create_app(settings)
     app.router.routes.insert(0, APIWebSocketRoute("/wsboom", boom))
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="autovoice")
     with (
         TestClient(app) as client,
         client.websocket_connect("/wsboom") as ws,
