@@ -59,3 +59,16 @@ def test_pool_lines_are_json_like_the_rest(tmp_path: Path, capsys: pytest.Captur
     assert lost[0]["level"] == "ERROR"
     assert "ForkPoolWorker-1" in lost[0]["message"]
     assert "exited with" not in capsys.readouterr().err  # no plain-text copy
+
+
+def test_worker_refuses_a_read_only_data_dir(tmp_path: Path) -> None:
+    from autovoice.errors import StorageError
+    from tests.storage.mounts import remount_read_only, tmpfs
+
+    with tmpfs(tmp_path / "ro", size_kib=1024) as mnt:
+        remount_read_only(mnt)
+        settings = Settings(broker_url="redis://127.0.0.1:1/0", data_dir=mnt)
+        with pytest.raises(StorageError) as err:
+            run_worker(settings)
+    assert err.value.code == "storage_read_only"
+    assert "Read-only file system" in err.value.message

@@ -77,7 +77,9 @@ def run_worker(
     if concurrency < 1:
         raise ParameterError("invalid_parameter", f"concurrency must be >= 1, got {concurrency}.")
     from autovoice.storage import Database
+    from autovoice.storage.space import require_writable
 
+    require_writable(s.data_dir)  # a read-only or full shared data dir: one clear error, not a job's
     Database(s).migrate()  # before forking, so children find the schema in place
     keep_our_logging()
     app = make_celery(s, observer=observer)
