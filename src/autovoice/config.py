@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Live conversions (WS /api/v1/live) open at once per key/client."
     )
     live_max_sessions: int = Field(default=2, ge=1, description="Live conversions open at once in a server.")
+    model_cache_max_bytes: int = Field(
+        default=4 << 30,
+        ge=0,
+        description="Memory budget of loaded models (bytes of their tensors and arrays); the least recently "
+        "used are dropped beyond it. 0: no limit.",
+    )
 
     @property
     def model_cache_dir(self) -> Path:

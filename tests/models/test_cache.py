@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from autovoice.models.cache import DEFAULT_MAX_BYTES, ModelCache, model_nbytes
+from autovoice.models.cache import ModelCache, model_nbytes
 
 
 def _array(nbytes: int, fill: int = 0) -> np.ndarray:
@@ -91,12 +91,12 @@ def test_no_budget_keeps_everything() -> None:
     assert len(cache.loaded()) == 5
 
 
-def test_the_budget_comes_from_the_settings_or_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budget_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from autovoice.config import get_settings
-    from autovoice.models import cache as cache_module
 
-    assert cache_module._budget() == getattr(get_settings(), "model_cache_max_bytes", DEFAULT_MAX_BYTES)
-    monkeypatch.setattr(cache_module, "_budget", lambda: 150)
+    assert get_settings().model_cache_max_bytes == 4 << 30
+    monkeypatch.setenv("AUTOVOICE_MODEL_CACHE_MAX_BYTES", "150")
+    get_settings.cache_clear()
     cache = ModelCache()
     cache.get("a", "cpu", lambda: _array(100))
     cache.get("b", "cpu", lambda: _array(100))

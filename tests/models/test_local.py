@@ -141,3 +141,25 @@ def test_hubert_base_and_contentvec_are_one_embedder(tmp_path: Path, settings: S
     with pytest.raises(ParameterError) as err2:
         encoder_source("wavlm", settings=settings)
     assert err2.value.code == "unknown_model"
+
+
+def test_every_truncation_of_a_legacy_checkpoint_is_refused_with_a_code(tmp_path: Path) -> None:
+    """A legacy (non-zip) torch file cut anywhere is refused with a code, never a raw error (torch raises
+    EOFError, UnpicklingError, IndexError, RuntimeError or struct.error depending on the cut; a cut inside
+    a pickled name reads as a request to run code)."""
+    import io
+
+    import torch
+
+    from autovoice.errors import ParameterError
+    from autovoice.models.safe_load import load_checkpoint
+
+    buf = io.BytesIO()
+    torch.save({"a": torch.zeros(3)}, buf, _use_new_zipfile_serialization=False)
+    whole = buf.getvalue()
+    path = tmp_path / "cut.pth"
+    for cut in range(1, len(whole)):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ParameterError) as err:
+            load_checkpoint(path)
+        assert err.value.code in ("invalid_checkpoint", "untrusted_checkpoint"), cut

@@ -26,18 +26,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: Default memory budget of the model cache (bytes of tensors and arrays the loaded models hold) while
-#: ``Settings`` has no ``model_cache_max_bytes`` field: beyond it, the least recently used models are
-#: dropped. 4 GiB holds the bundled models and about a dozen trained RVC / so-vits-svc models.
-DEFAULT_MAX_BYTES = 4 << 30
-
-
 def _budget() -> int:
-    """``settings.model_cache_max_bytes`` (``AUTOVOICE_MODEL_CACHE_MAX_BYTES``; 0 = no limit), or
-    :data:`DEFAULT_MAX_BYTES` where the setting does not exist."""
+    """``settings.model_cache_max_bytes`` (``AUTOVOICE_MODEL_CACHE_MAX_BYTES``; 0 = no limit; 4 GiB by
+    default, which holds the bundled models and about a dozen trained RVC / so-vits-svc models)."""
     from autovoice.config import get_settings
 
-    return int(getattr(get_settings(), "model_cache_max_bytes", DEFAULT_MAX_BYTES))
+    return get_settings().model_cache_max_bytes
 
 
 def model_nbytes(obj: Any, *, _depth: int = 0, _seen: set[int] | None = None) -> int:
@@ -94,8 +88,7 @@ class ModelCache:
     Parameters
     ----------
     max_bytes
-        The budget in bytes (0: no limit); default ``settings.model_cache_max_bytes``, read at each load,
-        or :data:`DEFAULT_MAX_BYTES`.
+        The budget in bytes (0: no limit); default ``settings.model_cache_max_bytes``, read at each load.
     size_of
         How a model's size is measured (default :func:`model_nbytes`).
     """

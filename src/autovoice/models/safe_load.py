@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle  # nosec B403 # only for pickle.UnpicklingError; loads use torch.load(weights_only=True)
+import struct
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -102,8 +103,19 @@ def load_checkpoint(
                 {"path": p.name, "reason": _first_line(text)},
             ) from None
         raise _invalid(p, text) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, IndexError) as exc:
-        raise _invalid(p, str(exc)) from None
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        KeyError,
+        IndexError,
+        struct.error,  # a legacy (non-zip) file cut short: torch reads its header with struct
+        TypeError,
+        AttributeError,
+    ) as exc:
+        raise _invalid(p, str(exc) or type(exc).__name__) from None
     if not isinstance(obj, dict):
         raise _invalid(p, f"the top level is a {type(obj).__name__}, not a dict")
     return obj
