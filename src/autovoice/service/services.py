@@ -48,8 +48,9 @@ def _check_audio_file(state: ServiceState, f: UploadedFile, *, decode: bool = Fa
         info = probe(f.path, settings=state.settings)
     except AutoVoiceError as exc:
         raise _in_client_terms(exc, f) from None
-    if info.channels < 1 or info.sample_rate <= 0 or not info.duration_s > 0:
-        # FFmpeg "opens" some non-audio files (plain text...) as a stream without channels.
+    if not info.duration_s > 0:
+        # probe refuses streams without channels or rate; a header that announces no samples (a WAV
+        # with 0 frames) or no length still gets here.
         raise UnsupportedFormatError(
             "unsupported_format",
             f"Could not read '{f.filename}' as audio: no audio stream found. Upload wav, flac, ogg, mp3, "
