@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,14 @@ from autovoice.config import Settings
 from autovoice.service.auth import create_api_key
 from autovoice.storage import Database
 from tests.service.conftest import running_app
-from tests.support import speaker_files
 
 SR = 16_000
 
 
-def _speech(seconds: float) -> np.ndarray:
+def _speech(speech_dir: Path, seconds: float) -> np.ndarray:
     from autovoice.audio import load, resample
 
-    y, sr = load(speaker_files("1688")[0], mono=True)
+    y, sr = load(sorted((speech_dir / "1688").glob("*.flac"))[0], mono=True)
     return np.asarray(resample(y, orig_sr=sr, target_sr=SR)[: int(seconds * SR)], dtype=np.float32)
 
 
@@ -43,10 +43,12 @@ def _next_json(ws: Any, kind: str) -> dict[str, Any]:
             return m
 
 
-def test_pcm_round_trip_keeps_one_block_out_per_block_in(client: Any, profile_id: str) -> None:
+def test_pcm_round_trip_keeps_one_block_out_per_block_in(
+    speech_dir: Path, client: Any, profile_id: str
+) -> None:
     """1.2 s of speech sent in real time as messages of odd sizes: one float32 block comes back for
     every block sent, the counters add up, and converted blocks carry sound."""
-    y = _speech(1.2)
+    y = _speech(speech_dir, 1.2)
     with client.websocket_connect("/api/v1/live") as ws:
         ws.send_json(
             {
