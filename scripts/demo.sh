@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AUTOVOICE_DATA_DIR="${AUTOVOICE_DATA_DIR:-$PWD/demo-output/data}"
-AV=.venv/bin/autovoice
+AV="${VENV:-.venv}/bin/autovoice"
 OUT=demo-output
 mkdir -p "$OUT"
 
