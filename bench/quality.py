@@ -14,7 +14,15 @@ sources, held-out utterances (5-8) of two other speakers, one of the same and on
   F0 (harvest, CheapTrick, D4C), so what the conversion costs the words shows above that floor.
 
 ``--profile-seconds N`` builds each profile from only the first N seconds of utterances 0-4 (taken in
-order) instead of all of them, to see how quality holds with little enrollment audio.
+order) instead of all of them, to see how quality holds with little enrollment audio;
+``--profile-utterances 9`` builds it from all nine non-held-out utterances (0-8; the sources of other
+pairs are other speakers' utterances, and utterance 9 stays held out for similarity).
+
+**Two speaker judges** (``bench/judges.py``): Resemblyzer, which AutoVoice ships and reports, and CAM++, a
+strong verifier used by the benchmarks only (Resemblyzer alone is easy to please). For each judge the
+profile is the normalised mean of its embeddings of the enrollment samples; ``similarity`` is to the
+target's held-out utterance 9, ``identified`` means the target is the nearest of the 10 profiles plus
+the source clip itself. No engine uses either judge.
 
 Plus the whole shared song (133 s, 44.1 kHz stereo mix), vocal separated (``--song-separation``, default
 ``spleeter``), converted to speaker 367 with auto key, for each of ``--song-presets``; its words check
@@ -39,21 +47,24 @@ from typing import Any
 import numpy as np
 
 from _common import FEMALE, SONG, SPEAKERS, pairs, utterances, write_results
+from judges import cosine, identify, judges, profile_embedding
 
 #: Language of the LibriSpeech recordings, for the words check.
 LANGUAGE = "en"
+#: The speaker judges, by name (bench/judges.py): the columns of the tables.
+JUDGES = ("resemblyzer", "campplus")
 TARGETS = {"rtf": 0.15, "median_cents": 15.0, "identified": 0.60, "gain": 0.12, "ovrl": 2.9}
 
 
-def profile_samples(speaker: str, seconds: float | None) -> list[Any]:
-    """Utterances 0-4 of ``speaker``: the files, or their first ``seconds`` as one (y, sr) sample.
+def profile_samples(speaker: str, seconds: float | None, count: int = 5) -> list[Any]:
+    """Utterances 0..count-1 of ``speaker``: the files, or their first ``seconds`` as one (y, sr) sample.
 
     The utterances are joined in order and cut at ``seconds`` (one sample, so that no leftover piece is
     shorter than the one second a sample needs).
     """
     from autovoice.audio import load
 
-    files = utterances(speaker)[:5]
+    files = utterances(speaker)[:count]
     if seconds is None:
         return files
     pieces, sr, total = [], 16_000, 0
@@ -140,6 +151,13 @@ def main() -> None:
         help="build profiles from the first N seconds of utterances 0-4 (default: all of them)",
     )
     parser.add_argument(
+        "--profile-utterances",
+        type=int,
+        default=5,
+        choices=(5, 9),
+        help="build profiles from utterances 0-4 (default) or all nine non-held-out ones (0-8)",
+    )
+    parser.add_argument(
         "--words",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -148,20 +166,21 @@ def main() -> None:
     args = parser.parse_args()
 
     from autovoice.audio import load
-    from autovoice.metrics.similarity import cosine_similarity, speaker_embedding
     from autovoice.pipeline import ConversionOptions, convert_audio
     from autovoice.profiles import build_profile
 
+    samples = {s: profile_samples(s, args.profile_seconds, args.profile_utterances) for s in SPEAKERS}
     t0 = time.perf_counter()
-    profiles = {s: build_profile(profile_samples(s, args.profile_seconds), name=f"spk{s}") for s in SPEAKERS}
+    profiles = {s: build_profile(samples[s], name=f"spk{s}") for s in SPEAKERS}
     build_s = (time.perf_counter() - t0) / len(SPEAKERS)
-    heldout = {s: speaker_embedding(load(utterances(s)[9], mono=True)[0], sr=16_000) for s in SPEAKERS}
+    judged = {j.name: speaker_embeddings(j, samples) for j in judges()}
 
     results: dict[str, Any] = {
         "profile_build_seconds_mean": build_s,
         "engine": args.engine,
         "f0_method": args.f0_method,
         "profile_seconds": args.profile_seconds,
+        "profile_utterances": args.profile_utterances,
         "presets": {},
     }
     words = Words() if args.words else None
@@ -179,10 +198,7 @@ def main() -> None:
             y, sr = load(utterances(src)[idx], mono=True)
             res = convert_audio(y, sr=sr, profile=profiles[tgt], options=options, mode="speech")
             out = res.mix[0]
-            e_out = speaker_embedding(out, sr=sr)
-            e_src = speaker_embedding(y, sr=sr)
-            cands = {s: profiles[s].embedding for s in SPEAKERS} | {"source-clip": e_src}
-            best = max(cands, key=lambda k: cosine_similarity(e_out, cands[k]))
+            verdicts = {j.name: judge_row(j, judged[j.name], out, y, sr=sr, target=tgt) for j in judges()}
             rep = res.report
             assert rep is not None
             checked: dict[str, Any] = {}
@@ -203,10 +219,7 @@ def main() -> None:
                     "target": tgt,
                     "utterance": utterances(src)[idx].name,
                     "cross_sex": (src in FEMALE) != (tgt in FEMALE),
-                    "similarity": cosine_similarity(e_out, heldout[tgt]),
-                    "floor": cosine_similarity(e_src, heldout[tgt]),
-                    "identified": best == tgt,
-                    "nearest": best,
+                    **{f"{k}_{name}": v for name, d in verdicts.items() for k, v in d.items()},
                     "ovrl": rep.dnsmos.ovrl,
                     "sig": rep.dnsmos.sig,
                     "bak": rep.dnsmos.bak,
@@ -228,7 +241,38 @@ def main() -> None:
     name += "_song" if args.pairs == 0 else ""
     name += f"_{args.f0_method}" if args.f0_method else ""
     name += f"_p{args.profile_seconds:g}s" if args.profile_seconds is not None else ""
+    name += "_u9" if args.profile_utterances == 9 else ""
     write_results(name, results, table(results))
+
+
+def speaker_embeddings(
+    judge: Any, samples: dict[str, list[Any]], speakers: tuple[str, ...] = SPEAKERS
+) -> dict[str, Any]:
+    """A judge's profile of each speaker (from the enrollment samples) and of its held-out utterance 9."""
+    from autovoice.audio import load
+
+    def clip(sample: Any) -> tuple[np.ndarray, int]:
+        return sample if isinstance(sample, tuple) else load(sample, mono=True)
+
+    return {
+        "profiles": {s: profile_embedding(judge, [clip(x) for x in samples[s]]) for s in speakers},
+        "heldout": {s: judge.embed(load(utterances(s)[9], mono=True)[0], sr=16_000) for s in speakers},
+    }
+
+
+def judge_row(
+    judge: Any, judged: dict[str, Any], out: np.ndarray, src: np.ndarray, *, sr: int, target: str
+) -> dict[str, Any]:
+    """One judge's verdict on a conversion: similarity to the held-out utterance (and the source's, the
+    floor), and whether the target is the nearest of the 10 profiles plus the source clip."""
+    e_out, e_src = judge.embed(out, sr=sr), judge.embed(src, sr=sr)
+    nearest = identify(e_out, judged["profiles"] | {"source-clip": e_src})
+    return {
+        "similarity": cosine(e_out, judged["heldout"][target]),
+        "floor": cosine(e_src, judged["heldout"][target]),
+        "identified": nearest == target,
+        "nearest": nearest,
+    }
 
 
 def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -265,6 +309,7 @@ def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         "similarity_to_target": rep.similarity_to_target,
         "floor": rep.similarity_source_to_target,
         "warnings": res.warnings,
+        "judges": song_judges(y, sr=sr, converted=res.vocals, separation=res.separation),
     }
     if args.words:  # the sung words: the output mix's transcript against the input mix's
         from autovoice.metrics.words import character_error_rate, transcribe
@@ -274,6 +319,23 @@ def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         row["cer"] = character_error_rate(row["source_text"], row["output_text"], language=LANGUAGE)
     print("song", preset, row, flush=True)
     return row
+
+
+def song_judges(y: np.ndarray, *, sr: int, converted: np.ndarray, separation: str) -> dict[str, Any]:
+    """Both judges on the song: the converted vocal's similarity to the profile (speaker 367, utterances
+    0-4) and the floor, the separated source vocal's (the same separation, run again here)."""
+    from autovoice.audio import to_mono
+    from autovoice.separation import separate
+
+    source = to_mono(separate(np.atleast_2d(y), sr=sr, method=separation).vocals)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    for judge in judges():
+        prof = speaker_embeddings(judge, {"367": list(utterances("367")[:5])}, speakers=("367",))
+        target = prof["profiles"]["367"]
+        sim = cosine(judge.embed(to_mono(converted), sr=sr), target)
+        floor = cosine(judge.embed(source, sr=sr), target)
+        out[judge.name] = {"similarity": sim, "floor": floor, "gain": sim - floor}
+    return out
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -292,12 +354,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             "baseline_cer_mean": mean("baseline_cer"),
             "baseline_cer_median": med("baseline_cer"),
         }
+    per_judge: dict[str, float | None] = {}
+    for j in JUDGES:
+        per_judge |= {
+            f"similarity_{j}_mean": mean(f"similarity_{j}"),
+            f"floor_{j}_mean": mean(f"floor_{j}"),
+            f"gain_{j}_mean": mean(f"similarity_{j}") - mean(f"floor_{j}"),
+            f"identified_{j}_share": float(np.mean([r[f"identified_{j}"] for r in rows])),
+        }
     return {
         "pairs": len(rows),
-        "similarity_mean": mean("similarity"),
-        "floor_mean": mean("floor"),
-        "gain_mean": mean("similarity") - mean("floor"),
-        "identified_share": float(np.mean([r["identified"] for r in rows])),
+        **per_judge,
         "ovrl_mean": mean("ovrl"),
         "median_cents": med("median_cents"),
         "frac_off_50_mean": mean("frac_off_50"),
@@ -309,14 +376,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
 
 def table(results: dict[str, Any]) -> str:
     seconds = results.get("profile_seconds")
-    enrol = f"the first {seconds:g} s of utterances 0-4" if seconds is not None else "utterances 0-4"
+    count = results.get("profile_utterances", 5)
+    enrol = f"utterances 0-{count - 1}"
+    enrol = f"the first {seconds:g} s of {enrol}" if seconds is not None else enrol
     lines = [
         f"Engine `{results['engine']}`, F0 method `{results['f0_method'] or 'the preset’s'}`, "
-        f"profiles from {enrol}.",
+        f"profiles from {enrol}. Judges: Resemblyzer (R) and CAM++ (C).",
         "",
-        "| preset | pairs | similarity (floor) | gain | identified | DNSMOS OVRL | median pitch error "
-        "| frames > 50 c | RTF median (max) | CER mean (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| preset | pairs | R similarity (floor) | R gain | R identified | C similarity (floor) | C gain "
+        "| C identified | DNSMOS OVRL | median pitch error | frames > 50 c | RTF median (max) | CER mean (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
 
     def cer(mean: float | None, median: float | None) -> str:
@@ -326,9 +395,13 @@ def table(results: dict[str, Any]) -> str:
         s = r["summary"]
         if s is None:  # --pairs 0: the song alone
             continue
+        judged = "".join(
+            f"{s[f'similarity_{j}_mean']:.3f} ({s[f'floor_{j}_mean']:.3f}) | {s[f'gain_{j}_mean']:+.3f} | "
+            f"{s[f'identified_{j}_share'] * 100:.0f}% | "
+            for j in JUDGES
+        )
         lines.append(
-            f"| {preset} | {s['pairs']} | {s['similarity_mean']:.3f} ({s['floor_mean']:.3f}) | "
-            f"{s['gain_mean']:+.3f} | {s['identified_share'] * 100:.0f}% | {s['ovrl_mean']:.2f} | "
+            f"| {preset} | {s['pairs']} | {judged}{s['ovrl_mean']:.2f} | "
             f"{s['median_cents']:.1f} c | {s['frac_off_50_mean'] * 100:.1f}% | "
             f"{s['rtf_median']:.3f} ({s['rtf_max']:.3f}) | {cer(s['cer_mean'], s['cer_median'])} |"
         )
@@ -339,7 +412,8 @@ def table(results: dict[str, Any]) -> str:
     elif words:
         s = first["summary"]
         lines.append(
-            f"| WORLD resynthesis, no conversion (floor) | {s.get('pairs', '-')} | - | - | - | - | - | - | - | "
+            f"| WORLD resynthesis, no conversion (floor) | {s.get('pairs', '-')} | - | - | - | - | - | - | - "
+            "| - | - | - | "
             f"{cer(s.get('baseline_cer_mean'), s.get('baseline_cer_median'))} |"
         )
     songs = {p: r["song"] for p, r in results["presets"].items() if r["song"]}
@@ -347,16 +421,22 @@ def table(results: dict[str, Any]) -> str:
         lines += [
             "",
             "| song (133 s, 44.1 kHz stereo) | separation | RTF | separate s | convert s | report s "
-            "| similarity (floor) | DNSMOS OVRL | median pitch error | frames > 50 c | shift | CER | warnings |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| R similarity (floor), gain | C similarity (floor), gain | DNSMOS OVRL | median pitch error "
+            "| frames > 50 c | shift | CER | warnings |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for preset, g in songs.items():
             t = g["timings"]
             song_cer = f"{g['cer'] * 100:.1f}%" if "cer" in g else "-"
             lines.append(
                 f"| {preset} | {g['separation']} | {g['rtf']:.3f} | {t.get('separate', 0):.1f} | "
-                f"{t.get('convert', 0):.1f} | {t.get('metrics', 0):.1f} | {g['similarity_to_target']:.3f} "
-                f"({g['floor']:.3f}) | {g['ovrl']:.2f} | {g['median_cents']:.1f} c | "
+                f"{t.get('convert', 0):.1f} | {t.get('metrics', 0):.1f} | "
+                + "".join(
+                    f"{g['judges'][j]['similarity']:.3f} ({g['judges'][j]['floor']:.3f}), "
+                    f"{g['judges'][j]['gain']:+.3f} | "
+                    for j in JUDGES
+                )
+                + f"{g['ovrl']:.2f} | {g['median_cents']:.1f} c | "
                 f"{g['frac_off_50'] * 100:.1f}% | {g['shift']:+.0f} | "
                 f"{song_cer} | "
                 f"{', '.join(w['code'] for w in g['warnings']) or '-'} |"

@@ -12,7 +12,7 @@ from autovoice.config import Settings
 from autovoice.engines.base import Engine, Preset
 from autovoice.registry import Choice, Registry
 
-EngineName = Literal["world", "gmm", "rvc", "sovits"]
+EngineName = Literal["world", "gmm", "bandcopy", "rvc", "sovits"]
 ENGINES = Registry(
     "engine",
     "unknown_engine",
@@ -28,6 +28,13 @@ ENGINES = Registry(
             "Training-free: the world engine with a per-profile phonetic-class timbre map (keeps the words).",
             "autovoice.engines.gmm:GmmEngine",
             "autovoice.engines.gmm:GmmOptions",
+        ),
+        Choice(
+            "bandcopy",
+            "Training-free: the world engine below 2 kHz, the profile's own voiced frames above it "
+            "(more of the voice, some words lost).",
+            "autovoice.engines.bandcopy:BandcopyEngine",
+            "autovoice.engines.bandcopy:BandcopyOptions",
         ),
         Choice(
             "rvc",

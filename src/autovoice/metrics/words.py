@@ -6,10 +6,10 @@ the language forced, and :func:`character_error_rate` compares the converted aud
 source's. Comparing two transcripts by the same recogniser measures what the conversion changed, not how
 good the recogniser is; a plain WORLD resynthesis of the source gives the floor (``bench/quality.py``).
 
-Features are Whisper's own: an 80-bin log-mel spectrogram of 16 kHz audio (400-point FFT, 160-sample hop,
-30 s windows), computed here with numpy. Decoding is deterministic (beam search, no temperature
-fallback, no timestamps). Audio longer than 30 s is cut into windows at the quietest point near each
-boundary; a window that is silent, or that Whisper judges to hold no speech, adds nothing.
+Features are Whisper's own: an 80-bin log-mel spectrogram of 16 kHz audio (400-point FFT, 160-sample
+hop, 30 s windows; :func:`autovoice.analysis.content.log_mel`). Decoding is deterministic (beam search,
+no temperature fallback, no timestamps). Audio longer than 30 s is cut into windows at the quietest point
+near each boundary; a window that is silent, or that Whisper judges to hold no speech, adds nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from autovoice.analysis.content import HOP as _HOP
+from autovoice.analysis.content import log_mel
 from autovoice.audio import check_samples, resample, to_mono
 from autovoice.errors import ParameterError, unknown_choice
 
@@ -43,11 +45,7 @@ BEAM_SIZE = 5
 #: Languages written without spaces between words: their CER is on characters with all spaces removed.
 UNSPACED_LANGUAGES = frozenset({"zh", "ja", "yue", "th", "lo", "my", "bo"})
 
-_N_FFT = 400
-_HOP = 160
-_N_MELS = 80
 _N_SAMPLES = WINDOW_SECONDS * WHISPER_SR
-_N_FRAMES = _N_SAMPLES // _HOP
 #: Where a cut between windows may move to reach a quiet point, seconds either side.
 _CUT_SEARCH_SECONDS = 1.0
 #: Upper bound of tokens per second of audio, so a decoder caught in a loop stops early.
@@ -181,24 +179,6 @@ def edit_distance(a: str, b: str) -> int:
     return int(prev[-1])
 
 
-def log_mel(x: np.ndarray) -> np.ndarray:
-    """Whisper's input features of at most 30 s of 16 kHz audio: ``(80, 3000)`` float32.
-
-    Zero-padded to 30 s; periodic Hann window of 400 samples, hop 160, reflect padding at the edges
-    (as ``torch.stft(center=True)``); power spectrum through an 80-band Slaney mel filterbank (0..8 kHz);
-    ``log10``, floored 8 decades below the maximum, then scaled as ``(log + 4) / 4``.
-    """
-    padded = np.zeros(_N_SAMPLES, dtype=np.float64)
-    n = min(x.size, _N_SAMPLES)
-    padded[:n] = x[:n]
-    framed = np.lib.stride_tricks.sliding_window_view(np.pad(padded, _N_FFT // 2, mode="reflect"), _N_FFT)
-    spectrum = np.fft.rfft(framed[::_HOP][:_N_FRAMES] * _hann(), axis=-1)
-    mel = _mel_filters() @ (np.abs(spectrum) ** 2).T
-    logs = np.log10(np.maximum(mel, 1e-10))
-    logs = np.maximum(logs, logs.max() - 8.0)
-    return np.asarray((logs + 4.0) / 4.0, dtype=np.float32)
-
-
 def split_windows(x: np.ndarray) -> list[np.ndarray]:
     """Cut 16 kHz audio into windows of at most 30 s, each cut at the quietest 20 ms near its boundary."""
     if x.size <= _N_SAMPLES:
@@ -272,32 +252,6 @@ def _byte_decoder() -> dict[str, int]:
             table[b] = chr(256 + extra)
             extra += 1
     return {c: b for b, c in table.items()}
-
-
-@lru_cache(maxsize=1)
-def _hann() -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)
-
-
-@lru_cache(maxsize=1)
-def _mel_filters() -> np.ndarray:
-    """``(80, 201)`` Slaney mel filterbank, as ``librosa.filters.mel(sr=16000, n_fft=400, n_mels=80)``."""
-
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        lin = f / (200.0 / 3)
-        return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27), lin)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27) * (m - 15.0)), m * (200.0 / 3))
-
-    fft_hz = np.linspace(0, WHISPER_SR / 2, _N_FFT // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(WHISPER_SR / 2)), _N_MELS + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_hz[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    return np.asarray(weights * (2.0 / (edges[2:] - edges[:-2]))[:, None])
 
 
 def _peak_dbfs(x: np.ndarray) -> float:
