@@ -7,8 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from autovoice.config import Settings
-from autovoice.service.app import api_key_required
-from autovoice.service.auth import create_api_key, list_api_keys, revoke_api_key
+from autovoice.service.auth import api_key_required, create_api_key, list_api_keys, revoke_api_key
 from autovoice.storage import Database
 from tests.service.conftest import running_app
 
@@ -25,6 +24,7 @@ def test_key_required_on_non_loopback(settings: Settings) -> None:
     assert api_key_required(settings, "localhost") is False
     assert api_key_required(settings, "0.0.0.0") is True
     assert api_key_required(settings, "192.168.1.20") is True
+    assert api_key_required(settings, None) is False  # no host: the default bind address, loopback
 
 
 def test_required_keys(configure: Callable[..., Settings], profile_id: str) -> None:

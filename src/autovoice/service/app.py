@@ -27,19 +27,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
-def api_key_required(settings: Settings, host: str | None) -> bool:
-    """Keys are required on a non-loopback bind address unless ``require_api_key`` says otherwise."""
-    from autovoice.service.auth import is_loopback
-
-    if settings.require_api_key is not None:
-        return settings.require_api_key
-    return not is_loopback(host or DEFAULT_HOST)
-
-
 def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     from autovoice.jobs import JobContext, JobStore, LocalBus, RedisBus, make_queue, redis_url
     from autovoice.models.devices import resolve_device
-    from autovoice.service.auth import ApiKeyAuth
+    from autovoice.service.auth import ApiKeyAuth, api_key_required
     from autovoice.service.observability import Cached
     from autovoice.service.ratelimit import RateLimits
     from autovoice.service.state import ServiceState
@@ -104,6 +95,7 @@ def create_app(
     from fastapi.middleware.cors import CORSMiddleware
     from starlette.concurrency import run_in_threadpool
 
+    from autovoice.service.auth import api_key_required
     from autovoice.service.docs import install_docs
     from autovoice.service.errors import install_error_handlers
     from autovoice.service.observability import Metrics, RequestMiddleware
@@ -272,6 +264,7 @@ def _serve_processes(s: Settings, host: str, port: int, workers: int, *, banner:
     import uvicorn
 
     from autovoice.models.devices import resolve_device
+    from autovoice.service.auth import api_key_required
     from autovoice.service.banner import startup_banner
     from autovoice.service.server import protocol_class
 

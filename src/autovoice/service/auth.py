@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -22,6 +22,9 @@ from autovoice.errors import NotFoundError, ParameterError
 from autovoice.service.errors import AuthError
 from autovoice.storage import ApiKeyRow, Database
 from autovoice.storage.tables import utcnow
+
+if TYPE_CHECKING:
+    from autovoice.config import Settings
 
 TOKEN_PREFIX = "av_"  # nosec B105 # the public prefix of every key, not a secret
 # Write `last_used_at` at most this often per key, so auth does not turn every read into a write.
@@ -100,6 +103,14 @@ def revoke_api_key(db: Database, ref: str) -> dict[str, Any]:
         if row.revoked_at is None:
             row.revoked_at = utcnow()
         return _key_doc(row)
+
+
+def api_key_required(settings: Settings, host: str | None) -> bool:
+    """Keys are required on a non-loopback bind address unless ``require_api_key`` says otherwise
+    (``host`` ``None``: the default bind address, which is loopback)."""
+    if settings.require_api_key is not None:
+        return settings.require_api_key
+    return host is not None and not is_loopback(host)
 
 
 def token_from_headers(headers: Any, query: Any = None) -> str | None:

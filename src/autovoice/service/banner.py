@@ -60,7 +60,7 @@ def startup_banner(
     web_page
         Whether the web page is installed; default: look for it.
     """
-    from autovoice.service.app import api_key_required
+    from autovoice.service.auth import api_key_required
     from autovoice.service.routing import web_page_dir
 
     base = f"http://{_url_host(host)}:{port}"
