@@ -348,7 +348,7 @@ def main() -> None:
 
     from autovoice.audio import load
     from autovoice.metrics.similarity import speaker_embedding
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     t0 = time.perf_counter()
     ctx: dict[str, Any] = {

@@ -64,7 +64,7 @@ def cli_wall(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
 def song_report_cost() -> dict[str, Any]:
     from autovoice.audio import load
     from autovoice.pipeline import ConversionOptions, convert_audio
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     prof = build_profile(sorted((SPEECH / TARGET).glob("*.flac"))[:5], name="song-target")
     y, sr = load(SONG)
@@ -90,7 +90,7 @@ def reuse() -> dict[str, Any]:
     from autovoice.audio import load
     from autovoice.engines import get_engine
     from autovoice.pipeline import ConversionOptions, convert_audio
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     prof = build_profile(sorted((SPEECH / TARGET).glob("*.flac"))[:5], name="reuse-target")
     t0 = time.perf_counter()

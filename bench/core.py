@@ -31,7 +31,7 @@ def timed(fn, repeat: int = 1) -> list[float]:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     from autovoice.audio import load, save
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     help_s = timed(lambda: subprocess.run([str(AUTOVOICE), "--help"], capture_output=True, check=True), 5)
 

@@ -66,7 +66,7 @@ def _stream_audio(seconds: float) -> np.ndarray:
 
 
 def _profiles() -> dict[str, Any]:
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     return {
         "female 1998": build_profile(utterances("1998")[:5], name="female-1998"),

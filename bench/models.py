@@ -48,7 +48,8 @@ def _worker(kind: str, folder: Path, threads: int, device: str) -> dict[str, Any
     torch.set_num_threads(threads)
     from autovoice.analysis.f0 import F0Track
     from autovoice.engines import get_engine
-    from autovoice.engines.checkpoints import ModelFiles, inspect_model
+    from autovoice.engines.checkpoints import inspect_model
+    from autovoice.profiles import ModelFiles
     from tests.engines.fakes import Model
 
     t = np.arange(int(CLIP_S * SR)) / SR

@@ -167,7 +167,7 @@ def main() -> None:
 
     from autovoice.audio import load
     from autovoice.pipeline import ConversionOptions, convert_audio
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     samples = {s: profile_samples(s, args.profile_seconds, args.profile_utterances) for s in SPEAKERS}
     t0 = time.perf_counter()
@@ -279,7 +279,7 @@ def song_row(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     """The whole shared song, vocal separated, converted to speaker 367 with auto key."""
     from autovoice.audio import load
     from autovoice.pipeline import ConversionOptions, convert_audio
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     prof = build_profile(utterances("367")[:5], name="song-target")
     y, sr = load(SONG)

@@ -88,7 +88,7 @@ def main() -> None:
     from piper import SynthesisConfig
 
     from autovoice import tts
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     voice = tts.load_voice()
     piper = voice._voice  # type: ignore[attr-defined]  # the same PiperVoice AutoVoice wraps

@@ -31,8 +31,8 @@ from autovoice.errors import AutoVoiceError
 
 if TYPE_CHECKING:
     from autovoice.analysis.vocal_range import VocalRange
-    from autovoice.profiles import SampleQuality, VoiceProfile
-    from autovoice.profiles.models import StagedModel, TrainedModel
+    from autovoice.profiles import SampleQuality, TrainedModel, VoiceProfile
+    from autovoice.profiles.trained import StagedModel
 
 log = logging.getLogger("autovoice")
 
@@ -163,7 +163,7 @@ _ClusterOpt = Annotated[
 
 
 def _stage(model: Path, index: Path | None, config: Path | None, cluster: Path | None) -> StagedModel:
-    from autovoice.profiles.models import stage_model
+    from autovoice.pipeline.enroll import stage_model
 
     return stage_model(model, index=index, config=config, cluster=cluster)
 
@@ -184,8 +184,8 @@ def profile_create(
 ) -> None:
     """Build a voice profile from recordings (embedding, vocal range, quality report) and/or a trained
     model (RVC v1/v2, Applio, so-vits-svc 4.x)."""
-    from autovoice.profiles import ProfileStore, build_profile, validate_profile_name
-    from autovoice.profiles.models import model_only_profile
+    from autovoice.pipeline.enroll import enroll
+    from autovoice.profiles import ProfileStore, validate_profile_name
 
     store = ProfileStore()
     name = validate_profile_name(name)
@@ -201,17 +201,15 @@ def profile_create(
             f"A profile named '{name}' already exists. Delete it first or replace it.",
             {"profile": name},
         )
-    staged = [_stage(model, index, config, cluster)] if model is not None else []  # checked first: fast
-    try:
-        if samples:
-            with progress_bar(not as_json) as progress:
-                profile = build_profile(samples, name=name, device=_device(), progress=progress)
-        else:
-            profile = model_only_profile(name)
-        store.save(profile, replace=replace, models=staged)
-    finally:
-        for st in staged:
-            st.discard()
+    with progress_bar(bool(samples) and not as_json) as progress:
+        profile = enroll(
+            name,
+            samples or (),
+            model=None if model is None else lambda: _stage(model, index, config, cluster),
+            save=lambda p, staged: store.save(p, replace=replace, models=staged),
+            device=_device() if samples else "cpu",
+            progress=progress,
+        )
     emit(profile.summary(), as_json, lambda: _print_profile(profile))
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from autovoice.engines.checkpoints import TrainedModelInfo, inspect_model
+from autovoice.engines.checkpoints import inspect_model
 from autovoice.errors import AutoVoiceError
 from autovoice.models.safe_load import load_checkpoint
+from autovoice.profiles import TrainedModelInfo
 from tests.engines.fakes import write_evil_checkpoint, write_index, write_rvc, write_sovits
 
 

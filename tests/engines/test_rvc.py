@@ -13,11 +13,12 @@ import pytest
 
 from autovoice.analysis.f0 import F0Track
 from autovoice.engines import get_engine
-from autovoice.engines.checkpoints import ModelFiles, inspect_model
+from autovoice.engines.checkpoints import inspect_model
 from autovoice.engines.trained import windows
 from autovoice.errors import AutoVoiceError
 from autovoice.models.cache import CACHE
 from autovoice.models.hubert import add_local
+from autovoice.profiles import ModelFiles
 from tests.engines.fakes import Model, write_fairseq_hubert, write_index, write_rvc
 
 SR = 44100

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from autovoice.engines import get_engine
-from autovoice.engines.checkpoints import ModelFiles, inspect_model
+from autovoice.engines.checkpoints import inspect_model
 from autovoice.engines.sovits.engine import interpolate_unvoiced
 from autovoice.errors import AutoVoiceError
 from autovoice.models.cache import CACHE
 from autovoice.models.hubert import add_local
+from autovoice.profiles import ModelFiles
 from tests.engines.fakes import Model, write_fairseq_hubert, write_sovits
 from tests.engines.test_rvc import SR, _vocal
 

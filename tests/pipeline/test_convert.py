@@ -13,7 +13,8 @@ from autovoice.analysis import cents, estimate_f0, midi_to_hz
 from autovoice.errors import AutoVoiceError, ParameterError
 from autovoice.metrics.similarity import cosine_similarity, speaker_embedding
 from autovoice.pipeline import ConversionOptions, convert_audio, convert_file, convert_speech
-from autovoice.profiles import VoiceProfile, build_profile
+from autovoice.pipeline.enroll import build_profile
+from autovoice.profiles import VoiceProfile
 from tests.support import FEMALE, SPEECH, speaker_files
 
 MELODY = [60, 62, 64, 65, 67, 65, 64, 62]  # C4 D4 E4 F4 G4 F4 E4 D4

@@ -280,7 +280,7 @@ def test_streamed_speech_matches_the_offline_conversion() -> None:
     from autovoice.audio import load, resample
     from autovoice.metrics.similarity import cosine_similarity, speaker_embedding
     from autovoice.pipeline import convert_speech
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     profile = build_profile(speaker_files(FEMALE[2])[:3], name="target")
     y, sr = load(speaker_files(MALE[0])[6], mono=True)

@@ -293,7 +293,7 @@ def test_the_shared_song_stays_in_key_for_a_female_speaking_profile(speech_dir: 
     3080's read speech (median ~178 Hz): auto key keeps it in the song's key (it used to drop an octave)."""
     from autovoice.audio import load
     from autovoice.pipeline import ConversionOptions, convert_audio
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     if not SONG.is_file():
         pytest.skip(f"shared song not found at {SONG}")

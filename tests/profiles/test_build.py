@@ -7,7 +7,7 @@ import pytest
 
 from autovoice.analysis import cents
 from autovoice.errors import AudioError, ParameterError
-from autovoice.profiles import build_profile
+from autovoice.pipeline.enroll import build_profile
 from tests.support import MALE, harmonic_tone, speaker_files
 
 

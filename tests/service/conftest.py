@@ -25,7 +25,7 @@ def _need_speech() -> None:
 
 @functools.cache
 def _built_profile(data_dir: str) -> Any:
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     settings = Settings(data_dir=Path(data_dir), device="cpu")
     return build_profile(speaker_files("367")[:3], name="Test Voice", settings=settings)

@@ -101,8 +101,8 @@ def test_model_only_profile_then_add_list_delete(
         assert gone.status_code == 404
         assert gone.json()["error"]["code"] == "model_not_found"
         # A model the CLI adds while the server runs is listed at once.
+        from autovoice.pipeline.enroll import stage_model
         from autovoice.profiles import ProfileStore
-        from autovoice.profiles.models import stage_model
 
         with stage_model(rvc[0], settings=settings) as staged:
             by_cli = ProfileStore(settings).add_model(pid, staged)

@@ -354,7 +354,7 @@ def test_profile_conversion_is_applied(
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_speech_in_a_profiles_voice(speech_dir: Path, settings: Settings) -> None:
-    from autovoice.profiles import build_profile
+    from autovoice.pipeline.enroll import build_profile
 
     profile = build_profile(speaker_files(MALE[0])[:1], name="tts-target", settings=settings)
     y, sr = tts.synthesize(SENTENCE, profile=profile)

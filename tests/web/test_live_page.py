@@ -22,7 +22,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, playwright_api: Any) -
     if not SPEECH.is_dir():
         pytest.skip(f"shared recordings not found at {SPEECH}")
     from autovoice.config import Settings
-    from autovoice.profiles import ProfileStore, build_profile
+    from autovoice.pipeline.enroll import build_profile
+    from autovoice.profiles import ProfileStore
 
     data = tmp_path_factory.mktemp("live-web")
     settings = Settings(data_dir=data, device="cpu")

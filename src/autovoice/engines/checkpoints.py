@@ -1,5 +1,4 @@
-"""Trained voice models users bring (RVC v1/v2, Applio, so-vits-svc 4.x): what their files are, and which
-of a profile's models an engine runs.
+"""Trained voice models users bring (RVC v1/v2, Applio, so-vits-svc 4.x): what their files are.
 
 :func:`inspect_model` reads a model's files (safely: :mod:`autovoice.models.safe_load`), checks that they
 belong together (shapes against the so-vits ``config.json``, the index's dimension against the model's
@@ -10,33 +9,19 @@ The layouts are read next to their engines (:mod:`autovoice.engines.rvc.checkpoi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autovoice.engines.indexes import read_index_shape
-from autovoice.engines.model_info import (
-    Embedder,
-    ModelFiles,
-    ModelKind,
-    ProfileModel,
-    TrainedModelInfo,
-    mismatch,
-)
+from autovoice.engines.model_info import mismatch
 from autovoice.engines.rvc.checkpoint import inspect_rvc
 from autovoice.engines.sovits.checkpoint import inspect_cluster, inspect_sovits
 from autovoice.errors import ParameterError
 from autovoice.models.safe_load import MAX_CHECKPOINT_BYTES, load_checkpoint, load_config
+from autovoice.profiles.profile import ModelKind, TrainedModelInfo
 
-__all__ = [
-    "Embedder",
-    "ModelFiles",
-    "ModelKind",
-    "ProfileModel",
-    "TrainedModelInfo",
-    "find_profile_model",
-    "inspect_model",
-]
+__all__ = ["inspect_model"]
 
 
 def _detect_kind(ckpt: Mapping[str, Any]) -> ModelKind | None:
@@ -115,34 +100,3 @@ def inspect_model(
 
 def _fields(info: TrainedModelInfo) -> dict[str, Any]:
     return {k: getattr(info, k) for k in TrainedModelInfo.__dataclass_fields__}
-
-
-def find_profile_model(profile: object, model_id: str | None, kind: ModelKind) -> ProfileModel:
-    """The profile's trained model ``model_id`` (or its first model of ``kind`` when ``None``).
-
-    ``profile.models`` is the list the profile stores (items follow :class:`ProfileModel`).
-
-    Raises
-    ------
-    ParameterError
-        ``model_not_found`` when the profile has no such model (the message lists what it has).
-    """
-    models: Sequence[ProfileModel] = getattr(profile, "models", None) or ()
-    for m in models:
-        if (model_id is None and m.info.kind == kind) or m.id == model_id:
-            if m.info.kind != kind:
-                raise ParameterError(
-                    "model_kind_mismatch",
-                    f"Model '{model_id}' is a {m.info.kind} model; the {kind} engine cannot run it.",
-                    {"model_id": model_id, "kind": m.info.kind},
-                )
-            return m
-    name = getattr(profile, "name", "?")
-    have = [f"{m.id} ({m.info.kind})" for m in models]
-    raise ParameterError(
-        "model_not_found",
-        f"Profile '{name}' has no {kind} model"
-        + (f" '{model_id}'" if model_id else "")
-        + (f"; it has: {', '.join(have)}." if have else "; add one with `autovoice profile add-model`."),
-        {"profile": name, "model_id": model_id, "models": have},
-    )

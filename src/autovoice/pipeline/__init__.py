@@ -1,4 +1,5 @@
-"""Song and speech conversion: options, orchestration, presets, pitch plan and remix."""
+"""Song and speech conversion (options, orchestration, presets, pitch plan and remix) and enrollment (a voice
+profile from recordings and/or a trained model)."""
 
 from autovoice.engines.base import Preset
 from autovoice.pipeline.convert import (
@@ -9,6 +10,7 @@ from autovoice.pipeline.convert import (
     convert_speech,
     default_output,
 )
+from autovoice.pipeline.enroll import build_profile, enroll, stage_model
 from autovoice.pipeline.mix import MixResult, remix, true_peak_dbtp
 from autovoice.pipeline.options import ConversionOptions
 from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, auto_shift, plan_pitch
@@ -24,13 +26,16 @@ __all__ = [
     "Preset",
     "PresetConfig",
     "auto_shift",
+    "build_profile",
     "check_output",
     "convert_audio",
     "convert_file",
     "convert_speech",
     "default_output",
+    "enroll",
     "plan_pitch",
     "preset_config",
     "remix",
+    "stage_model",
     "true_peak_dbtp",
 ]

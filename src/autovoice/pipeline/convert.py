@@ -154,7 +154,7 @@ def convert_audio(
         The mix, the converted vocals and the report; same length, rate and channels as ``y``.
     """
     from autovoice.engines import load_engine
-    from autovoice.profiles.models import check_conversion
+    from autovoice.profiles.trained import check_conversion
     from autovoice.separation import separate
 
     opts = options or ConversionOptions()

@@ -177,7 +177,7 @@ def options_for_profile(
     the profile's trained model (when it has one and no engine is given), and what the options need
     from the profile is checked (``auto_key_needs_recordings``, ``no_trained_model``,
     ``model_not_found``, ``profile_needs_recordings``) before any work."""
-    from autovoice.profiles.models import check_conversion, default_engine
+    from autovoice.profiles.trained import check_conversion, default_engine
 
     raw = {k: v for k, v in {**dict(data or {}), **fields}.items() if v is not None}
     if "engine" not in raw and (kind := default_engine(profile)) is not None:

@@ -17,8 +17,8 @@ import numpy as np
 from autovoice.analysis.vocal_range import VocalRange
 from autovoice.config import Settings, get_settings
 from autovoice.errors import ConflictError, NotFoundError
-from autovoice.profiles.models import MODELS_DIR, StagedModel, TrainedModel
-from autovoice.profiles.profile import FORMAT_VERSION, SampleQuality, VoiceProfile
+from autovoice.profiles.profile import FORMAT_VERSION, SampleQuality, TrainedModel, VoiceProfile
+from autovoice.profiles.trained import MODELS_DIR, StagedModel
 
 PROFILE_JSON = "profile.json"
 FEATURES_NPZ = "features.npz"
@@ -79,7 +79,7 @@ class ProfileStore:
     ) -> VoiceProfile:
         """Store ``profile``. If its name is taken, raise ``profile_exists`` unless ``replace``, in
         which case the old profile's id is kept and ``revision`` is incremented; the old profile's
-        trained models stay with it. ``models`` (staged by :func:`~autovoice.profiles.models.stage_model`)
+        trained models stay with it. ``models`` (staged by :func:`~autovoice.pipeline.enroll.stage_model`)
         are stored with the profile, in the same atomic step."""
         old = self._find(profile.name)
         carried: list[TrainedModel] = []

@@ -32,7 +32,7 @@ from autovoice.service.uploads import MultipartForm, UploadedFile
 from autovoice.storage import blobs
 
 if TYPE_CHECKING:
-    from autovoice.profiles.models import StagedModel
+    from autovoice.profiles.trained import StagedModel
 
 log = logging.getLogger("autovoice.service")
 API = "/api/v1"
@@ -99,7 +99,7 @@ MODEL_FILE_FIELDS = ("model", "index", "config", "cluster")
 def _stage_uploaded_model(state: ServiceState, form: MultipartForm) -> StagedModel:
     """Check an uploaded trained model (``model`` + optional ``index``/``config``/``cluster``) and stage
     it; raises the checkpoint's error (422) and leaves nothing behind."""
-    from autovoice.profiles.models import stage_model
+    from autovoice.pipeline.enroll import stage_model
 
     parts: dict[str, UploadedFile] = {}
     for role in MODEL_FILE_FIELDS:
@@ -124,8 +124,8 @@ def _stage_uploaded_model(state: ServiceState, form: MultipartForm) -> StagedMod
 
 def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
     """Build and store a profile from uploaded recordings and/or a trained model; returns its summary."""
-    from autovoice.profiles import build_profile, validate_profile_name
-    from autovoice.profiles.models import model_only_profile
+    from autovoice.pipeline.enroll import enroll
+    from autovoice.profiles import validate_profile_name
 
     unknown = sorted(set(form.fields) - {"name"})
     if unknown:
@@ -156,16 +156,14 @@ def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
         target = f.path.with_name(_sample_name(f.filename, taken, f.path.suffix))
         os.replace(f.path, target)
         paths.append(target)
-    staged = [_stage_uploaded_model(state, form)] if with_model else []  # checked before the analysis
-    try:
-        if paths:
-            profile = build_profile(paths, name=name, settings=state.settings, device=state.device)
-        else:
-            profile = model_only_profile(name)
-        return state.profiles.save(profile, models=staged)
-    finally:
-        for st in staged:
-            st.discard()
+    return enroll(
+        name,
+        paths,
+        model=(lambda: _stage_uploaded_model(state, form)) if with_model else None,
+        save=lambda profile, staged: state.profiles.save(profile, models=staged),
+        settings=state.settings,
+        device=state.device,
+    )
 
 
 def add_model(state: ServiceState, profile_id: str, form: MultipartForm) -> dict[str, Any]:

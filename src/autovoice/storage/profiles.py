@@ -21,7 +21,7 @@ from autovoice.storage.db import Database
 from autovoice.storage.tables import ProfileRow
 
 if TYPE_CHECKING:
-    from autovoice.profiles.models import StagedModel
+    from autovoice.profiles.trained import StagedModel
 
 log = logging.getLogger(__name__)
 _PROFILE_ID_RE = re.compile(r"^prof_[A-Za-z0-9]{1,64}$")

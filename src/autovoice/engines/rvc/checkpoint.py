@@ -14,9 +14,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from autovoice.engines.model_info import Embedder, TrainedModelInfo, mismatch
+from autovoice.engines.model_info import mismatch
 from autovoice.errors import ParameterError
 from autovoice.models.safe_load import tensor_shape
+from autovoice.profiles.profile import Embedder, TrainedModelInfo
 
 #: RVC's sample-rate tags (``cpt["sr"]``).
 RVC_SR_TAGS = {"32k": 32000, "40k": 40000, "48k": 48000}

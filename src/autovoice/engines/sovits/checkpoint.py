@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from autovoice.engines.indexes import load_kmeans, read_index_shape
-from autovoice.engines.model_info import Embedder, TrainedModelInfo, mismatch
+from autovoice.engines.model_info import mismatch
 from autovoice.errors import ParameterError
 from autovoice.models.safe_load import tensor_shape
+from autovoice.profiles.profile import Embedder, TrainedModelInfo
 
 #: so-vits-svc 4.1 ``model.speech_encoder`` values we run: (embedder, layer, final projection, dim).
 SOVITS_SPEECH_ENCODERS: dict[str, tuple[Embedder, int, bool, int]] = {

@@ -18,7 +18,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from autovoice.engines.base import Preset
-from autovoice.engines.checkpoints import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.engines.trained import (
     ENCODER_SR,
     TrainedEngine,
@@ -33,6 +32,7 @@ from autovoice.engines.trained import (
     to_length,
 )
 from autovoice.errors import ParameterError
+from autovoice.profiles.profile import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +14,11 @@ import pytest
 
 from autovoice.analysis import VocalRange
 from autovoice.config import Settings
-from autovoice.errors import AutoVoiceError, ConflictError, NotFoundError, ParameterError
+from autovoice.errors import AudioError, AutoVoiceError, ConflictError, NotFoundError, ParameterError
+from autovoice.pipeline.enroll import enroll, stage_model
 from autovoice.profiles import FORMAT_VERSION, ProfileStore, SampleQuality, VoiceProfile
-from autovoice.profiles.models import (
-    MODELS_DIR,
-    check_conversion,
-    default_engine,
-    model_only_profile,
-    stage_model,
-)
+from autovoice.profiles.profile import model_only_profile
+from autovoice.profiles.trained import MODELS_DIR, StagedModel, check_conversion, default_engine
 
 fakes = pytest.importorskip("tests.engines.fakes")
 
@@ -296,3 +293,59 @@ def test_model_only_profile_speaks_through_its_model(settings: Settings, tmp_pat
     assert out.shape == y.shape
     assert np.isfinite(out).all()
     assert np.sqrt(np.mean(out**2)) > 1e-3
+
+
+def test_enroll_a_model_only_profile(settings: Settings, rvc_files: tuple[Path, Path]) -> None:
+    """The one way the CLI and the service create a profile: the model is staged, the profile saved with it,
+    and the staging folder is gone."""
+    pth, index = rvc_files
+    store = ProfileStore(settings)
+    saved: list[int] = []
+
+    def save(profile: VoiceProfile, staged: Sequence[StagedModel]) -> VoiceProfile:
+        saved.append(len(staged))
+        return store.save(profile, models=staged)
+
+    made = enroll(
+        " erin ", model=lambda: stage_model(pth, index=index, settings=settings), save=save, settings=settings
+    )
+    assert saved == [1]
+    p = store.get("erin")
+    assert p.id == made.id
+    assert not p.has_recordings
+    assert [m.kind for m in p.models] == ["rvc"]
+    assert p.models[0].files.index is not None
+    assert [name for name in _leftovers(settings) if name != ".lock"] == []
+
+
+def test_enroll_refusals_store_nothing_and_leave_no_staged_files(
+    settings: Settings, rvc_files: tuple[Path, Path]
+) -> None:
+    from tests.support import harmonic_tone
+
+    store = ProfileStore(settings)
+    staged_calls: list[str] = []
+
+    def stage() -> StagedModel:
+        staged_calls.append("staged")
+        return stage_model(rvc_files[0], settings=settings)
+
+    def save(profile: VoiceProfile, staged: Sequence[StagedModel]) -> VoiceProfile:
+        return store.save(profile, models=staged)
+
+    with pytest.raises(ParameterError) as err:
+        enroll("bad/name", model=stage, save=save, settings=settings)
+    assert err.value.code == "invalid_profile_name"
+    with pytest.raises(ParameterError) as err:
+        enroll("nobody", save=save, settings=settings)
+    assert err.value.code == "no_samples"
+    assert staged_calls == []  # both refused before any file is copied
+
+    # Too little voice: the model was staged first (fast), the analysis refuses, the staged copy goes.
+    y = np.concatenate([harmonic_tone(200.0, sr=16_000, seconds=2.0), np.zeros(16_000 * 3, np.float32)])
+    with pytest.raises(AudioError) as short:
+        enroll("frank", [(y, 16_000)], model=stage, save=save, settings=settings)
+    assert short.value.code in ("insufficient_voiced_audio", "no_voiced_audio")
+    assert staged_calls == ["staged"]
+    assert not store.exists("frank")
+    assert [name for name in _leftovers(settings) if name != ".lock"] == []
