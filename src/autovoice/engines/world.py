@@ -78,7 +78,7 @@ from autovoice.engines.base import Preset, options_error
 from autovoice.errors import AudioError, ParameterError, unknown_choice
 from autovoice.progress import ProgressCallback, no_progress
 
-if TYPE_CHECKING:  # engines read profiles but never import them: profiles.build imports engines
+if TYPE_CHECKING:  # only for annotations: conversion reads the profile it is given
     from autovoice.profiles.profile import VoiceProfile
 
 PRESETS: tuple[str, ...] = get_args(Preset)

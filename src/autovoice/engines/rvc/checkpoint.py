@@ -1,5 +1,5 @@
 """RVC / Applio checkpoints: their layout, read into a
-:class:`~autovoice.engines.model_info.TrainedModelInfo`.
+:class:`~autovoice.profiles.profile.TrainedModelInfo`.
 
 RVC / Applio (``save_small_model``/``extract_small_model``) write a dict with ``"weight"`` (the
 synthesizer's state dict without ``enc_q.*``, float16), ``"config"`` (the 18 constructor arguments of

@@ -1,5 +1,5 @@
 """so-vits-svc 4.x checkpoints: their layout, read into a
-:class:`~autovoice.engines.model_info.TrainedModelInfo`.
+:class:`~autovoice.profiles.profile.TrainedModelInfo`.
 
 so-vits-svc 4.x (``utils.save_checkpoint``): ``G_<step>.pth`` is a dict with ``"model"`` (the full
 ``SynthesizerTrn`` state dict), ``"iteration"``, ``"optimizer"`` and ``"learning_rate"``; the network's
