@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     job_workers: int = Field(default=1, ge=1, description="Concurrent jobs in the embedded server.")
     job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job attempt.")
     job_max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed.")
+    job_heartbeat_s: float = Field(
+        default=10.0, gt=0, description="How often the process running a job writes its heartbeat, seconds."
+    )
+    job_stale_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job whose heartbeat is older than this lost its worker and is re-queued "
+        "(at least 3 heartbeats).",
+    )
     live_sessions_per_key: int = Field(
         default=1, ge=1, description="Live conversions (WS /api/v1/live) open at once per key/client."
     )

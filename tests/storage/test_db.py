@@ -35,7 +35,7 @@ def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> Non
     assert {"profiles", "jobs", "api_keys", "alembic_version"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     assert db.ping()
     db.dispose()
 
@@ -43,6 +43,67 @@ def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> Non
 def test_postgres_url_uses_psycopg3(settings: Settings) -> None:
     s = settings.model_copy(update={"database_url": "postgresql://u@h/db"})
     assert database_url(s) == "postgresql+psycopg://u@h/db"
+
+
+def _upgrade_from_0001(db: Database) -> None:
+    """0001 with a running job in it, then 0002 (heartbeat, requeued); down to 0001 and up again."""
+    from alembic import command
+    from alembic.config import Config
+
+    from autovoice.storage.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, kind, params, status, progress, stage, created_at, updated_at, "
+                "attempts, cancel_requested) VALUES ('job_0000000000000001', 'conversion', '{}', 'running', "
+                "0.5, 'convert', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00', 1, false)"
+            )
+        )
+        conn.commit()
+        command.upgrade(cfg, "head")
+        conn.commit()
+        columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert {"heartbeat_at", "requeued"} <= columns
+        assert conn.execute(text("SELECT heartbeat_at, requeued, status FROM jobs")).one() == (
+            None,
+            None,
+            "running",
+        )
+        command.downgrade(cfg, "0001")
+        conn.commit()
+        assert "heartbeat_at" not in {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert conn.execute(text("SELECT status FROM jobs")).scalar() == "running"
+        command.upgrade(cfg, "head")
+        conn.commit()
+    db.migrate()  # already at head: nothing to do
+
+
+def test_sqlite_migration_0002_keeps_jobs(settings: Settings) -> None:
+    db = Database(settings)
+    _upgrade_from_0001(db)
+    db.dispose()
+
+
+@pytest.mark.skipif(not _pg_up(), reason="needs PostgreSQL on 127.0.0.1:5432")
+def test_postgres_migration_0002_keeps_jobs(settings: Settings) -> None:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        db = Database(settings.model_copy(update={"database_url": f"{PG}?options=-csearch_path%3D{schema}"}))
+        assert db.dialect == "postgresql"
+        _upgrade_from_0001(db)
+        db.dispose()
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.mark.skipif(not _pg_up(), reason="needs PostgreSQL on 127.0.0.1:5432")

@@ -14,6 +14,7 @@ from typing import Protocol
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs.celery_app import TASK_NAME, make_celery
+from autovoice.jobs.reaper import Reaper
 from autovoice.jobs.store import JobStore
 from autovoice.jobs.task import JobContext, run_job
 
@@ -25,6 +26,14 @@ class QueueUnavailableError(AutoVoiceError):
 
     http_status = 503
     caller_error = False
+
+
+def _watch(ctx: JobContext, store: JobStore) -> None:
+    """Let the process's observer (Prometheus metrics) read the running jobs' heartbeat and progress
+    ages at scrape time (``autovoice_job_heartbeat_age_seconds``, ``..._without_progress_seconds``)."""
+    watch = getattr(ctx.observer, "watch_running", None)
+    if callable(watch):
+        watch(store.running_ages)
 
 
 class JobQueue(Protocol):
@@ -65,6 +74,7 @@ class LocalQueue:
         self._pool: ThreadPoolExecutor | None = None
         self._futures: set[Future[str]] = set()
         self._lock = threading.Lock()
+        self._reaper: Reaper | None = None
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autovoice-job")
@@ -72,10 +82,15 @@ class LocalQueue:
         pending = store.unfinished_ids()
         if pending:
             # Nothing else runs jobs in embedded mode: whatever is `running` now was cut off by a crash.
-            store.mark_interrupted(pending)
+            store.mark_interrupted(pending, reason="restart")
             log.info("re-queueing %d job(s) left unfinished by the last run", len(pending))
         for job_id in pending:
             self.submit(job_id)
+        # A job thread that stopped beating (its heartbeat could not be written for job_stale_after_s)
+        # goes back to the pool; its old run stops at its next progress step (JobSuperseded).
+        self._reaper = Reaper(store, self.submit, self.ctx.settings)
+        self._reaper.start()
+        _watch(self.ctx, store)
 
     def submit(self, job_id: str) -> None:
         if self._pool is None:
@@ -102,21 +117,35 @@ class LocalQueue:
 
     def shutdown(self) -> None:
         self.ctx.stopping.set()
+        if self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 
 class CeleryQueue:
-    """Send job ids to Celery workers over the Redis broker (``Settings.broker_url``)."""
+    """Send job ids to Celery workers over the broker (``Settings.broker_url``).
+
+    With ``ctx`` (the server's), :meth:`start` also runs the :class:`~autovoice.jobs.reaper.Reaper`
+    that re-queues the jobs of workers that stopped beating.
+    """
 
     mode = "celery"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ctx: JobContext | None = None) -> None:
         self.app = make_celery(settings)
+        self.ctx = ctx
+        self._reaper: Reaper | None = None
 
     def start(self) -> None:
-        pass
+        if self.ctx is None:
+            return
+        store = JobStore(self.ctx.db, self.ctx.blobs)
+        self._reaper = Reaper(store, self.submit, self.ctx.settings)
+        self._reaper.start()
+        _watch(self.ctx, store)
 
     def submit(self, job_id: str) -> None:
         try:
@@ -129,11 +158,13 @@ class CeleryQueue:
             ) from exc
 
     def shutdown(self) -> None:
-        pass
+        if self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
 
 
 def make_queue(ctx: JobContext) -> LocalQueue | CeleryQueue:
     """``CeleryQueue`` when ``broker_url`` is set, else a ``LocalQueue`` of ``job_workers`` threads."""
     if ctx.settings.broker_url:
-        return CeleryQueue(ctx.settings)
+        return CeleryQueue(ctx.settings, ctx)
     return LocalQueue(ctx, workers=ctx.settings.job_workers)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from autovoice.errors import NotFoundError
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, check_id
@@ -35,7 +36,13 @@ def job_snapshot(row: JobRow) -> dict[str, Any]:
         "attempts": row.attempts,
         "device": row.device,
         "cancel_requested": row.cancel_requested,
+        "requeued": row.requeued,
+        "heartbeat_at": row.heartbeat_at,
     }
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class JobStore:
@@ -126,12 +133,77 @@ class JobStore:
                 ).all()
             )
 
-    def mark_interrupted(self, job_ids: list[str]) -> None:
+    def mark_interrupted(self, job_ids: list[str], *, reason: str = "restart") -> None:
         """Put ``running`` rows back to ``queued`` (their process died or is shutting down)."""
         with self.db.session() as s:
             for row in s.scalars(select(JobRow).where(JobRow.id.in_(job_ids))).all():
                 if row.status == "running":
                     row.status, row.stage, row.updated_at = "queued", "requeued", utcnow()
+                    row.requeued, row.heartbeat_at = reason, None
+
+    def requeue_lost(self, stale_after_s: float) -> list[str]:
+        """Put back to ``queued`` (``requeued = "worker_lost"``) every ``running`` job whose heartbeat is
+        older than ``stale_after_s``; returns the ids this call moved, for the caller to enqueue.
+
+        Each row moves with a conditional ``UPDATE`` (still running, still stale), so of several reapers
+        (server processes) exactly one re-queues a given job.
+        """
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        # A row written before heartbeats existed has none: its last update stands in for it.
+        beat = func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
+        stale = (JobRow.status == "running", beat < cutoff)
+        moved: list[str] = []
+        with self.db.session() as s:
+            candidates = list(s.scalars(select(JobRow.id).where(*stale)).all())
+        for job_id in candidates:
+            with self.db.session() as s:
+                done = s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, *stale)
+                    .values(
+                        status="queued",
+                        stage="requeued",
+                        requeued="worker_lost",
+                        heartbeat_at=None,
+                        updated_at=utcnow(),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(done, "rowcount", 0) == 1:
+                    moved.append(job_id)
+        return moved
+
+    def unqueue(self, job_id: str, *, heartbeat_at: datetime) -> None:
+        """Undo :meth:`requeue_lost` for a job the queue could not take: ``running`` again with its old
+        (stale) heartbeat, so the next sweep tries again."""
+        with self.db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued", JobRow.stage == "requeued")
+                .values(status="running", heartbeat_at=heartbeat_at)
+                .execution_options(synchronize_session=False)
+            )
+
+    def running_ages(self) -> dict[str, float]:
+        """Of the ``running`` jobs: the oldest heartbeat's age (``heartbeat_s``) and the longest time
+        without progress (``progress_s``, since the row was last updated), in seconds; 0 when none runs."""
+        with self.db.session() as s:
+            beat, progressed = s.execute(
+                select(
+                    func.min(func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)),
+                    func.min(JobRow.updated_at),
+                ).where(JobRow.status == "running")
+            ).one()
+        now = datetime.now(UTC)
+
+        def age(value: datetime | str | None) -> float:
+            if value is None:
+                return 0.0
+            if isinstance(value, str):  # SQLite's min() of a timestamp column is its text
+                value = datetime.fromisoformat(value)
+            return max(0.0, (now - _aware(value)).total_seconds())
+
+        return {"heartbeat_s": age(beat), "progress_s": age(progressed)}
 
     def fail(self, job_id: str, error: dict[str, Any]) -> None:
         """Mark a job failed before it ran (e.g. the queue could not take it)."""

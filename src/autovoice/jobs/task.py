@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,73 @@ PROGRESS_WRITE_INTERVAL_S = 0.25
 
 class JobInterrupted(Exception):  # noqa: N818 - not an error: the process is stopping
     """The process is shutting down: the job goes back to ``queued`` for the next start."""
+
+
+class JobSuperseded(Exception):  # noqa: N818 - not an error: another process owns the job now
+    """The job was re-queued (its heartbeat went stale) and taken by another run: this one stops."""
+
+
+def worker_alive(worker: str | None, heartbeat_at: datetime | None, stale_after_s: float) -> bool:
+    """Whether the process named ``worker`` (``host:pid``) may still be running its job.
+
+    On this host the process itself is asked (a killed pool child is seen dead at once); elsewhere its
+    heartbeat must be younger than ``stale_after_s``.
+    """
+    if not worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if heartbeat_at is None:
+        return False
+    if heartbeat_at.tzinfo is None:
+        heartbeat_at = heartbeat_at.replace(tzinfo=UTC)
+    return (utcnow() - heartbeat_at).total_seconds() < stale_after_s
+
+
+class Heartbeat:
+    """A daemon thread that writes ``heartbeat_at`` of the job this process runs, every ``interval_s``.
+
+    It stops with the job (or dies with the process: that silence is what the reaper looks for).
+    """
+
+    def __init__(self, job_id: str, ctx: JobContext) -> None:
+        self.job_id, self.ctx = job_id, ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        from sqlalchemy import update
+
+        while not self._stop.wait(self.ctx.settings.job_heartbeat_s):
+            try:
+                with self.ctx.db.session() as s:
+                    s.execute(
+                        update(JobRow)
+                        .where(
+                            JobRow.id == self.job_id,
+                            JobRow.status == "running",
+                            JobRow.worker == self.ctx.worker,
+                        )
+                        .values(heartbeat_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.warning("job %s: heartbeat not written: %s", self.job_id, exc)
 
 
 class JobObserver(Protocol):
@@ -120,7 +188,14 @@ def _run(job_id: str, ctx: JobContext) -> str:
             _publish(ctx, row)
             return "cancelled"
         if row.status == "running":
-            log.warning("job %s was left running by %s; taking it over", job_id, row.worker)
+            stale_after = effective_stale_after_s(ctx.settings)
+            if row.worker != ctx.worker and worker_alive(row.worker, row.heartbeat_at, stale_after):
+                # A second delivery of a job that runs elsewhere (Redis's visibility timeout, or the
+                # reaper's re-queue racing a broker's redelivery): leave it to the live worker.
+                log.info("job %s is running on %s; this delivery is a duplicate", job_id, row.worker)
+                return "skipped"
+            log.warning("job %s was left running by %s (gone); taking it over", job_id, row.worker)
+            row.requeued = "worker_lost"
         row.attempts += 1
         if row.attempts > max_attempts:
             row.status, row.stage, row.finished_at, row.updated_at = "failed", "failed", now, now
@@ -136,10 +211,20 @@ def _run(job_id: str, ctx: JobContext) -> str:
         # the row keeps what the job had reached (see _progress_writer).
         row.status, row.stage = "running", "starting"
         row.started_at = row.started_at or now
-        row.updated_at, row.worker, row.error = now, ctx.worker, None
+        row.updated_at, row.worker, row.error, row.heartbeat_at = now, ctx.worker, None, now
         kind, params = row.kind, dict(row.params)
         _publish(ctx, row)
 
+    with Heartbeat(job_id, ctx):
+        return _work(job_id, kind, params, ctx)
+
+
+def effective_stale_after_s(settings: Settings) -> float:
+    """``job_stale_after_s``, but never under three heartbeats (one late beat is not a lost worker)."""
+    return max(settings.job_stale_after_s, 3 * settings.job_heartbeat_s)
+
+
+def _work(job_id: str, kind: str, params: dict[str, Any], ctx: JobContext) -> str:
     started = time.perf_counter()
     status, rtf = "failed", None
     try:
@@ -149,11 +234,15 @@ def _run(job_id: str, ctx: JobContext) -> str:
         rtf = metrics.get("rtf")
         status = "completed"
         _finish(ctx, job_id, status="completed", result=result, metrics=metrics)
+    except JobSuperseded:
+        log.warning("job %s was re-queued while this process ran it (heartbeat stale); stopping", job_id)
+        return "superseded"
     except JobInterrupted:
         with ctx.db.session() as s:
             row = s.get(JobRow, job_id)
-            if row is not None and row.status == "running":
+            if row is not None and row.status == "running" and row.worker == ctx.worker:
                 row.status, row.stage, row.updated_at = "queued", "interrupted", utcnow()
+                row.requeued, row.heartbeat_at = "shutdown", None
                 row.attempts = max(row.attempts - 1, 0)  # not the job's fault
         log.info("job %s interrupted by shutdown; it will run again on the next start", job_id)
         return "queued"
@@ -217,6 +306,9 @@ def _finish(
         row = s.get(JobRow, job_id, with_for_update=True)
         if row is None:  # deleted meanwhile
             return
+        if row.worker != ctx.worker:  # re-queued meanwhile: the run that has it now finishes it
+            log.warning("job %s now belongs to %s; this run's %s is dropped", job_id, row.worker, status)
+            return
         now = utcnow()
         row.status, row.stage, row.finished_at, row.updated_at = status, status, now, now
         if status == "completed":
@@ -240,6 +332,8 @@ def _progress_writer(job_id: str, ctx: JobContext) -> Callable[[float, str], Non
             row = s.get(JobRow, job_id)
             if row is None or row.cancel_requested:
                 raise CancelledError("cancelled", "The job was cancelled.", {"stage": stage})
+            if row.status != "running" or row.worker != ctx.worker:
+                raise JobSuperseded(job_id)
             # 1.0 only once the outputs are in place; never below what the row already says (a stage
             # that starts its own count, a retry on the CPU or a second attempt start again from 0).
             reached = min(max(float(fraction), 0.0), 0.99)

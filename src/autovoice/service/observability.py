@@ -54,6 +54,8 @@ class _StateCollector(Collector):
     ) -> None:
         self.job_counts = job_counts
         self.queue_age = queue_age
+        #: Set by the job queue at start (:meth:`Metrics.watch_running`): ages of the running jobs.
+        self.running_ages: Callable[[], dict[str, float]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         from autovoice.models.cache import CACHE
@@ -82,6 +84,23 @@ class _StateCollector(Collector):
                     "autovoice_queue_oldest_job_age_seconds",
                     "Age of the oldest queued job (0: none).",
                     value=age,
+                )
+        if self.running_ages is not None:
+            try:
+                ages = self.running_ages()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot read the running jobs' ages: %s", exc)
+            else:
+                yield GaugeMetricFamily(
+                    "autovoice_job_heartbeat_age_seconds",
+                    "Age of the oldest heartbeat of a running job (0: none runs); past "
+                    "AUTOVOICE_JOB_STALE_AFTER_S the job is re-queued.",
+                    value=ages["heartbeat_s"],
+                )
+                yield GaugeMetricFamily(
+                    "autovoice_job_running_without_progress_seconds",
+                    "Longest time a running job has gone without progress (0: none runs).",
+                    value=ages["progress_s"],
                 )
         yield from _disk_metrics()
         load = GaugeMetricFamily(
@@ -203,6 +222,12 @@ class Metrics:
         )
         self._state = _StateCollector(job_counts, queue_age)
         self.registry.register(self._state)
+
+    def watch_running(self, ages: Callable[[], dict[str, float]]) -> None:
+        """Report ``ages()`` (``heartbeat_s``, ``progress_s`` of the running jobs) at every scrape; called
+        by the job queue when it starts (see :meth:`autovoice.jobs.JobStore.running_ages`)."""
+        if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
+            self._state.running_ages = ages
 
     def job_finished(self, *, kind: str, preset: str, status: str, seconds: float, rtf: float | None) -> None:
         self.jobs_finished.labels(kind, status).inc()

@@ -68,7 +68,10 @@ class JobRow(Base):
     """One unit of background work (today: a song conversion)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -88,6 +91,14 @@ class JobRow(Base):
     device: Mapped[str | None] = mapped_column(String(32), default=None)
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Written every ``job_heartbeat_s`` by the process running the job; a ``running`` row whose
+    #: heartbeat is older than ``job_stale_after_s`` lost its worker and is re-queued (see
+    #: :mod:`autovoice.jobs.reaper`).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Why the job was last put back in the queue: ``worker_lost`` (its worker stopped beating or its
+    #: process died), ``restart`` (the embedded server it ran in restarted) or ``shutdown`` (its
+    #: process was stopping); None when it never was.
+    requeued: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class ApiKeyRow(Base):

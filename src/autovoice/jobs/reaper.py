@@ -1,0 +1,80 @@
+"""The reaper: re-queues ``running`` jobs whose worker stopped writing its heartbeat.
+
+Every process that runs jobs writes ``heartbeat_at`` of its running job every ``job_heartbeat_s``
+(:class:`autovoice.jobs.task.Heartbeat`). A worker killed whole (``kill -9`` of the worker and its pool
+child, a lost machine, the OOM killer taking both) stops beating; the Redis broker would deliver its
+message again only after its visibility timeout (1.25 x ``job_time_limit_s`` + 60 s). Each API server
+process runs one :class:`Reaper` thread that, every ``job_heartbeat_s``, moves such jobs (heartbeat older
+than ``job_stale_after_s``) back to ``queued`` with ``requeued = "worker_lost"`` and sends their ids to
+the queue again; :func:`autovoice.jobs.task.run_job` then counts the new attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from autovoice.config import Settings
+from autovoice.jobs.store import JobStore
+from autovoice.jobs.task import effective_stale_after_s
+from autovoice.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    """A daemon thread that calls :meth:`sweep` every ``job_heartbeat_s`` until :meth:`stop`.
+
+    Parameters
+    ----------
+    store
+        The job rows.
+    submit
+        Sends a job id to the queue (:meth:`autovoice.jobs.queue.JobQueue.submit`).
+    settings
+        ``job_heartbeat_s`` and ``job_stale_after_s``.
+    """
+
+    def __init__(self, store: JobStore, submit: Callable[[str], None], settings: Settings) -> None:
+        self.store = store
+        self.submit = submit
+        self.interval_s = settings.job_heartbeat_s
+        self.stale_after_s = effective_stale_after_s(settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="autovoice-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sweep()
+            except Exception as exc:  # the database is away: the next sweep tries again
+                log.warning("reaper: sweep failed: %s", exc)
+
+    def sweep(self) -> list[str]:
+        """Re-queue the jobs that lost their worker now; returns their ids."""
+        moved = self.store.requeue_lost(self.stale_after_s)
+        sent = []
+        for job_id in moved:
+            try:
+                self.submit(job_id)
+            except Exception as exc:  # the broker is away: back to `running`, the next sweep retries
+                log.warning("reaper: job %s could not be re-queued: %s", job_id, exc)
+                self.store.unqueue(job_id, heartbeat_at=utcnow() - timedelta(seconds=self.stale_after_s + 1))
+                continue
+            log.warning(
+                "job %s lost its worker (no heartbeat for %.0f s); re-queued", job_id, self.stale_after_s
+            )
+            sent.append(job_id)
+        return sent
