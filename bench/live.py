@@ -263,7 +263,7 @@ def main() -> None:
     ap.add_argument("--short-seconds", type=float, default=60.0, help="Streamed audio at the other blocks.")
     ap.add_argument("--rt-seconds", type=float, default=20.0, help="Real-time round-trip runs.")
     args = ap.parse_args()
-    from autovoice.live_cli import _one_torch_thread
+    from autovoice.cli.live import _one_torch_thread
 
     _one_torch_thread()  # one torch and BLAS thread, as `autovoice live` runs
 

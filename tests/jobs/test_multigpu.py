@@ -16,7 +16,7 @@ from tests.service.conftest import free_port, http_ok, running_app, spawn, stop,
 
 __all__ = ["configure", "distributed"]
 
-WORKER = "from autovoice.service.cli import worker; worker(concurrency=1, name='autovoice-gpu{gpu}@%h')"
+WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='autovoice-gpu{gpu}@%h')"
 
 
 def pinned_to(pid: int) -> str | None:

@@ -29,7 +29,7 @@ from tests.service.conftest import (
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/11"  # a database of its own; flushed by these tests
-WORKER = "from autovoice.service.cli import worker; worker(concurrency=2, name='metrics@%h')"
+WORKER = "from autovoice.cli.serve import worker; worker(concurrency=2, name='metrics@%h')"
 
 
 def _reachable(port: int) -> bool:

@@ -1,6 +1,7 @@
-"""The helpers every ``autovoice`` command uses: the ``--json`` option, output, progress bars, errors.
+"""The helpers every ``autovoice`` command uses: the ``--json`` option, output, progress bars, errors,
+the device, and help texts whose choices come from the registries.
 
-One set for the whole CLI (``cli.py`` and ``service/cli.py``). Commands raise
+One set for the whole CLI (every module of :mod:`autovoice.cli`). Commands raise
 :class:`~autovoice.errors.AutoVoiceError`; :func:`autovoice.cli.run` prints it once (with
 :func:`report_error`) and picks the exit code. Nothing heavy is imported here.
 """
@@ -29,6 +30,21 @@ def emit(doc: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
     else:
         human()
+
+
+def device() -> str:
+    """The compute device the settings ask for (``AUTOVOICE_DEVICE``), resolved (``auto`` -> cuda/cpu)."""
+    from autovoice.config import get_settings
+    from autovoice.models.devices import resolve_device
+
+    return resolve_device(get_settings().device)
+
+
+def usage_error(message: str) -> AutoVoiceError:
+    """``invalid_usage``: options that do not go together (exit code 2)."""
+    from autovoice.errors import ParameterError
+
+    return ParameterError("invalid_usage", message)
 
 
 def report_error(exc: AutoVoiceError, as_json: bool, hint: str | None = None) -> None:

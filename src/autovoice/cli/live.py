@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autovoice.clitools import JsonOpt, emit, table
+from autovoice.cli.tools import JsonOpt, device, emit, table
 from autovoice.errors import ModelUnavailableError, ParameterError
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def live_cmd(
         )
         return
     sd = _sounddevice()
-    converter = warm_converter(target, sr=sample_rate, options=options, device=_device())
+    converter = warm_converter(target, sr=sample_rate, options=options, device=device())
     _run_devices(sd, converter, input_device, output_device, seconds=seconds, as_json=as_json)
 
 
@@ -123,13 +123,6 @@ def _one_torch_thread() -> None:
 
     torch.set_num_threads(1)
     threadpool_limits(1)
-
-
-def _device() -> str:
-    from autovoice.config import get_settings
-    from autovoice.models.devices import resolve_device
-
-    return resolve_device(get_settings().device)
 
 
 def _stream_file(
@@ -150,7 +143,7 @@ def _stream_file(
     check_output(out)
     y, file_sr = load(src, mono=True)
     x = resample(y, orig_sr=file_sr, target_sr=sr)
-    converter = warm_converter(target, sr=sr, options=options, device=_device())
+    converter = warm_converter(target, sr=sr, options=options, device=device())
     t0 = time.perf_counter()
     result, stats = stream_array(x, converter, clock=UnhurriedClock() if no_deadlines else SimulatedClock())
     wall = time.perf_counter() - t0

@@ -1,11 +1,5 @@
-"""Service commands for the ``autovoice`` CLI: ``serve``, ``worker`` and the ``apikey`` sub-app.
-
-Wire them into the main app with::
-
-    from autovoice.service.cli import apikey_app, serve, worker
-    app.add_typer(apikey_app, name="apikey")
-    app.command("serve")(serve)
-    app.command("worker")(worker)
+"""The service's commands: ``autovoice serve`` (the HTTP API), ``worker`` (a Celery worker for the
+distributed mode) and ``apikey create|list|revoke``.
 
 Heavy modules are imported inside the commands, so ``autovoice --help`` stays fast.
 """
@@ -16,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from autovoice.clitools import JsonOpt, emit, table
+from autovoice.cli.tools import JsonOpt, emit, table
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys for the HTTP API.", no_args_is_help=True)
 
