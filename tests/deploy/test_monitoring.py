@@ -199,7 +199,7 @@ def convert(base: str, clip: Path, profile_id: str) -> dict[str, Any]:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-WORKER = "from autovoice.service.cli import worker; worker(concurrency=1, name='metrics@%h')"
+WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='metrics@%h')"
 
 
 @needs_prometheus

@@ -71,7 +71,7 @@ def test_key_rotation_without_downtime(keyed_server: str) -> None:
 
 
 # -- draining a worker (distributed mode) ---------------------------------------------------------
-WORKER = "from autovoice.service.cli import worker; worker(concurrency=1, name='drain@%h')"
+WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='drain@%h')"
 
 
 @pytest.mark.slow

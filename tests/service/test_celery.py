@@ -18,7 +18,7 @@ from tests.service.conftest import events_until_end, running_app, spawn, stop, s
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/13"  # a database of its own; flushed by these tests
-WORKER = "from autovoice.service.cli import worker; worker(concurrency=1, name='test@%h')"
+WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='test@%h')"
 
 
 def _reachable(port: int) -> bool:
