@@ -358,6 +358,56 @@ def test_help_names_arguments_and_value_kinds(capsys: pytest.CaptureFixture[str]
     assert "Missing argument 'INPUT...'" in capsys.readouterr().err
 
 
+def test_help_choices_come_from_the_registries(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autovoice.analysis.f0 import F0_METHODS
+    from autovoice.engines import ENGINES
+    from autovoice.metrics import REPORT_LEVELS
+    from autovoice.models.local import LOCAL_NAMES
+    from autovoice.pipeline import presets
+    from autovoice.pipeline.live import LIVE_F0_METHODS, LIVE_SAMPLE_RATES
+    from autovoice.separation import SEPARATORS
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    monkeypatch.setattr(presets, "PRESETS", (*presets.PRESETS, "studio"))  # a new preset shows up as is
+    assert run(["convert", "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def line(flag: str) -> str:
+        return next(x for x in lines if f"{flag} " in x)
+
+    assert f"Conversion engine: {', '.join(ENGINES.names)};" in line("--engine")
+    assert f"Pitch tracker: {', '.join(F0_METHODS.names)};" in line("--f0-method")
+    assert "fast, balanced, quality, studio." in line("--preset")
+    assert f"Vocal separation: {', '.join(SEPARATORS.names)} " in line("--separation")
+    assert f"Quality report: {', '.join(REPORT_LEVELS)} " in line("--metrics")
+
+    assert run(["live", "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"per block: {', '.join(LIVE_F0_METHODS)} (default: fcpe)" in line("--f0-method")
+    assert f"in Hz: {', '.join(map(str, LIVE_SAMPLE_RATES))}." in line("--sample-rate")
+    assert "one that streams: world" in line("--engine")
+    assert "studio" in line("--preset")
+    assert run(["models", "add", "--help"]) == 0
+    assert f"One of {', '.join(LOCAL_NAMES)}." in capsys.readouterr().out
+    assert run(["tts", "--help"]) == 0
+    assert "Piper voice: joe (default: joe)" in capsys.readouterr().out
+
+
+def test_root_help_imports_no_registry() -> None:
+    """The choices are read only for the command whose help is shown: ``autovoice --help`` and a
+    group's help import no registry (they pull numpy in)."""
+    code = (
+        "import sys; from autovoice.cli import run; run(['--help']); run(['profile', '--help']); "
+        "print(' '.join(sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = proc.stderr.split()
+    assert "autovoice.cli" in loaded
+    assert not {"numpy", "autovoice.engines", "autovoice.analysis.f0"} & set(loaded)
+
+
 def test_hints_name_the_real_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

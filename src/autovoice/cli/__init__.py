@@ -27,7 +27,7 @@ from autovoice.cli.models import models_app
 from autovoice.cli.profile import profile_app
 from autovoice.cli.serve import apikey_app, serve, worker
 from autovoice.cli.speech import tts_cmd
-from autovoice.cli.tools import command_path, readable_help, report_error
+from autovoice.cli.tools import command_path, fill_choices, readable_help, report_error
 from autovoice.errors import AutoVoiceError
 
 log = logging.getLogger("autovoice")
@@ -122,6 +122,8 @@ def run(argv: list[str] | None = None) -> int:
     if any(a in _VERBOSE_FLAGS for a in args):  # -v works after the subcommand too
         args = ["--verbose", *(a for a in args if a not in _VERBOSE_FLAGS)]
     command = readable_help(typer.main.get_command(app))
+    if "--help" in args:
+        fill_choices(command, args)
     try:
         rc = command.main(args=args, prog_name="autovoice", standalone_mode=False)
     except typer.Exit as exc:

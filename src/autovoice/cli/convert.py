@@ -21,9 +21,7 @@ def analyze_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the F0 contour and range as a PNG.")
     ] = None,
-    f0_method: Annotated[
-        str, typer.Option("--f0-method", help="Pitch tracker (list: `autovoice engines`).")
-    ] = "fcpe",
+    f0_method: Annotated[str, typer.Option("--f0-method", help="Pitch tracker: {f0_methods}.")] = "fcpe",
     as_json: JsonOpt = False,
 ) -> None:
     """Analyse a recording: F0 contour, vocal range, loudness."""
@@ -85,21 +83,23 @@ def convert_cmd(
         str | None,
         typer.Option(
             "--engine",
-            help="Conversion engine (list: `autovoice engines`); default: the kind of the profile's "
+            help="Conversion engine: {engines}; default: the kind of the profile's "
             "trained model, else world.",
         ),
     ] = None,
     f0_method: Annotated[
         str | None,
-        typer.Option("--f0-method", help="Pitch tracker, default the preset's (list: `autovoice engines`)."),
+        typer.Option("--f0-method", help="Pitch tracker: {f0_methods}; default: the preset's."),
     ] = None,
-    preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality.")] = "balanced",
+    preset: Annotated[str, typer.Option("--preset", help="Speed against quality: {presets}.")] = "balanced",
     separation: Annotated[
         str,
-        typer.Option("--separation", help="auto (Demucs if present, else Spleeter), demucs, spleeter, none."),
+        typer.Option(
+            "--separation", help="Vocal separation: {separation} (auto: Demucs if present, else Spleeter)."
+        ),
     ] = "auto",
     metrics: Annotated[
-        str, typer.Option("--metrics", help="Quality report: full, fast (bounded windows) or off.")
+        str, typer.Option("--metrics", help="Quality report: {metrics_levels} (fast: bounded windows).")
     ] = "fast",
     engine_options: Annotated[
         str | None, typer.Option("--engine-options", help="The engine's own options as JSON (experts).")

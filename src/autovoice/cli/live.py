@@ -32,7 +32,9 @@ def live_cmd(
     profile: Annotated[
         str | None, typer.Option("--profile", "-p", help="Target voice profile (name or id).")
     ] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help="Engine; it must stream (world).")] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Engine, one that streams: {streaming_engines}.")
+    ] = None,
     pitch: Annotated[
         float | None, typer.Option("--pitch", help="Transpose by N semitones (-24..24).")
     ] = None,
@@ -46,11 +48,14 @@ def live_cmd(
         int | None, typer.Option("--block-ms", help="Block length in ms, a multiple of 10 (default 40).")
     ] = None,
     f0_method: Annotated[
-        str | None, typer.Option("--f0-method", help="Pitch tracker per block: fcpe (default), dio, world...")
+        str | None,
+        typer.Option(
+            "--f0-method", help="Pitch tracker per block: {live_f0_methods} (default: {live_f0_default})."
+        ),
     ] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="fast, balanced or quality.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Speed against quality: {presets}.")] = None,
     sample_rate: Annotated[
-        int, typer.Option("--sample-rate", help="Stream rate: 16000, 24000, 32000, 44100 or 48000 Hz.")
+        int, typer.Option("--sample-rate", help="Stream rate in Hz: {sample_rates}.")
     ] = 16_000,
     input_file: Annotated[
         Path | None, typer.Option("--input", "-i", help="Stream this file instead of the microphone.")

@@ -66,7 +66,7 @@ def models_download(
 
 @models_app.command("add")
 def models_add(
-    name: Annotated[str, typer.Argument(help="hubert_base, contentvec or rmvpe.")],
+    name: Annotated[str, typer.Argument(help="One of {local_models}.")],
     path: Annotated[Path, typer.Argument(help="A file (.pt) or a Hugging Face folder you have.")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -17,7 +17,8 @@ def tts_cmd(
         Path, typer.Option("--output", "-o", help="Output file (.wav/.flac/.ogg/.mp3).")
     ] = Path("speech.wav"),
     voice: Annotated[
-        str | None, typer.Option("--voice", help="Built-in or cached Piper voice (default: joe).")
+        str | None,
+        typer.Option("--voice", help="Built-in or cached Piper voice: {voices} (default: {default_voice})."),
     ] = None,
     profile: Annotated[
         str | None, typer.Option("--profile", "-p", help="Speak in this voice profile's voice.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,9 +93,8 @@ def readable_help(command: Any) -> Any:
     return command
 
 
-def command_path(command: Any, args: Sequence[str]) -> str:
-    """The command line's own command, e.g. ``autovoice profile create``, found by walking ``args``
-    through the command groups (options are skipped)."""
+def _walk(command: Any, args: Sequence[str]) -> tuple[Any, list[str]]:
+    """The command ``args`` name, and the names on the way to it (options are skipped)."""
     path = [command.name or "autovoice"]
     for arg in args:
         if arg.startswith("-"):
@@ -104,7 +104,88 @@ def command_path(command: Any, args: Sequence[str]) -> str:
             break
         path.append(arg)
         command = sub
-    return " ".join(path)
+    return command, path
+
+
+def command_path(command: Any, args: Sequence[str]) -> str:
+    """The command line's own command, e.g. ``autovoice profile create``, found by walking ``args``
+    through the command groups (options are skipped)."""
+    return " ".join(_walk(command, args)[1])
+
+
+def choice_names(kind: str) -> tuple[str, ...]:
+    """The names a CLI option chooses from, read from their one definition (a registry, a ``Literal``'s
+    tuple, a settings-dependent list): ``engines``, ``streaming_engines``, ``f0_methods``,
+    ``live_f0_methods``, ``live_f0_default``, ``separation``, ``presets``, ``metrics_levels``,
+    ``sample_rates``, ``local_models``, ``voices``, ``default_voice``. Imports that definition, so it is
+    called only to show a command's ``--help`` (see :func:`fill_choices`). ``KeyError`` for another
+    ``kind``."""
+    match kind:
+        case "engines":
+            from autovoice.engines import ENGINES
+
+            return ENGINES.names
+        case "streaming_engines":
+            from autovoice.pipeline.live import streaming_engines
+
+            return tuple(streaming_engines())
+        case "f0_methods":
+            from autovoice.analysis.f0 import F0_METHODS
+
+            return F0_METHODS.names
+        case "live_f0_methods":
+            from autovoice.pipeline.live import LIVE_F0_METHODS
+
+            return LIVE_F0_METHODS
+        case "live_f0_default":
+            from autovoice.pipeline.live import LiveOptions
+
+            return (str(LiveOptions.model_fields["f0_method"].default),)
+        case "separation":
+            from autovoice.separation import SEPARATORS
+
+            return SEPARATORS.names
+        case "presets":
+            from autovoice.pipeline.presets import PRESETS
+
+            return PRESETS
+        case "metrics_levels":
+            from autovoice.metrics import REPORT_LEVELS
+
+            return tuple(REPORT_LEVELS)
+        case "sample_rates":
+            from autovoice.pipeline.live import LIVE_SAMPLE_RATES
+
+            return tuple(map(str, LIVE_SAMPLE_RATES))
+        case "local_models":
+            from autovoice.models.local import LOCAL_NAMES
+
+            return LOCAL_NAMES
+        case "voices":
+            from autovoice.tts import list_voices
+
+            return tuple(str(v["name"]) for v in list_voices())
+        case "default_voice":
+            from autovoice.tts.piper_voice import BUILTIN_VOICE
+
+            return (BUILTIN_VOICE,)
+    raise KeyError(kind)
+
+
+#: ``{kind}`` in an option's help: replaced by :func:`choice_names` ``(kind)``, comma-separated.
+_CHOICES = re.compile(r"\{(\w+)\}")
+
+
+def fill_choices(command: Any, args: Sequence[str]) -> None:
+    """Write the choices into the help of the command ``args`` name, in place: a ``{kind}`` in an
+    option's or argument's help becomes the names :func:`choice_names` reads from their definition. Only
+    that command's definitions are imported (the registries import numpy, which ``autovoice --help``
+    must not), so :func:`autovoice.cli.run` calls it when help is asked for."""
+    target, _ = _walk(command, args)
+    for param in getattr(target, "params", ()):
+        text = getattr(param, "help", None)
+        if text and "{" in text:
+            param.help = _CHOICES.sub(lambda m: ", ".join(choice_names(m.group(1))), text)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
