@@ -1,5 +1,7 @@
 """What the ``rvc`` and ``sovits`` engines share: loading a profile's model once, content features, F0 on the
-model's frame grid, retrieval from a FAISS index, loudness mixing and bounded processing windows.
+model's frame grid, retrieval from a FAISS index, loudness mixing, bounded processing windows, and the
+steps of rendering one window (:class:`TrainedEngine`: pad and encode, F0 on the padded grid, the seeded
+draws, the padding cut off again).
 """
 
 from __future__ import annotations
@@ -56,6 +58,66 @@ class TrainedEngine(Generic[_Options]):
         """Nothing: the trained model is the voice."""
         return {}
 
+    # -- the steps of rendering one processing window (see run_windowed) -------------------------
+    def encode_window(
+        self, seg: np.ndarray, *, sr: int, encoder: Any, info: Any, high_pass: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """The window's content features ``(frames, dim)`` (width checked against the model's) and the
+        padded 16 kHz length: ``seg`` at :data:`ENCODER_SR` (high-passed first for RVC), padded by
+        :data:`PAD_S` on each side (reflected), through the model's content encoder."""
+        import torch
+
+        y16 = resample_to(seg, orig_sr=sr, target_sr=ENCODER_SR)
+        if high_pass:
+            y16 = highpass(y16)
+        pad = int(PAD_S * ENCODER_SR)
+        padded = np.pad(y16, (pad, pad), mode="reflect" if len(y16) > pad else "constant")
+        with torch.no_grad():
+            feats = encoder.features(
+                self.tensor(padded), layer=info.embedder_layer, final_proj=info.final_proj
+            )
+        out = np.asarray(feats[0].float().cpu().numpy())
+        check_width(out, info)
+        return out, len(padded)
+
+    @staticmethod
+    def window_f0(
+        target_f0: np.ndarray, f0: F0Track, *, start: int, sr: int, frame_s: float, n_frames: int
+    ) -> np.ndarray:
+        """The planned F0 on the model's frame grid over the padded window that starts at sample ``start``."""
+        return f0_on_grid(
+            target_f0, hop_s=f0.hop_s, start_s=start / sr - PAD_S, frame_s=frame_s, n_frames=n_frames
+        )
+
+    def tensor(self, a: np.ndarray) -> Any:
+        """``a`` (float32, C order) as a batch of one on the engine's device."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
+
+    def draws(self, net: Any, frames: int, *, seed: int, start: int, source: bool = True) -> dict[str, Any]:
+        """The synthesizer's random draws for one window: the prior's noise and (NSF models) the source's
+        phase and noise, one per harmonic, drawn on the CPU from ``seed + start`` in that order (the same
+        seed gives the same audio on any device)."""
+        import torch
+
+        gen = torch.Generator(device="cpu").manual_seed(seed + start)
+        out = {"prior_noise": torch.randn(1, net.enc_p.out_channels, frames, generator=gen).to(self.device)}
+        if source:
+            harmonics = net.dec.harmonics
+            out["phase"] = torch.rand(1, harmonics, generator=gen).to(self.device)
+            noise = torch.randn(1, frames * net.hop_length, harmonics, generator=gen)
+            out["source_noise"] = noise.to(self.device)
+        return out
+
+    @staticmethod
+    def unpad(audio: Any, *, model_sr: int) -> np.ndarray:
+        """The synthesizer's output (a ``(1, 1, samples)`` tensor at ``model_sr``) without the
+        :data:`PAD_S` of padding on each side."""
+        out = np.asarray(audio[0, 0].float().cpu().numpy())
+        cut = int(round(PAD_S * model_sr))
+        return out[cut : len(out) - cut] if len(out) > 2 * cut else out
+
 
 #: Content encoders run at 16 kHz with a 320-sample hop (50 frames per second).
 ENCODER_SR = 16000
@@ -64,8 +126,16 @@ ENCODER_HOP = 320
 WINDOW_S = 20.0
 CONTEXT_S = 1.0
 FADE_S = 0.05
+#: Reflection padding around each window before the content encoder, cut from the rendered audio again,
+#: seconds (RVC's ``x_pad``): the encoder and the synthesizer see context at the window's edges.
+PAD_S = 0.5
 #: RVC's high-pass before content extraction (5th-order Butterworth at 48 Hz, run forwards and backwards).
 HIGHPASS_HZ = 48.0
+HIGHPASS_ORDER = 5
+#: RVC's retrieval averages each frame's nearest training frames, this many.
+RETRIEVE_K = 8
+#: ``rms_mix`` compares loudness envelopes of RMS over frames of twice this, hopping by it (RVC's).
+RMS_HOP_S = 0.5
 
 
 def file_key(*paths: Path | None) -> str:
@@ -140,7 +210,7 @@ def median_filter_voiced(f0: np.ndarray, radius: int) -> np.ndarray:
 def highpass(y16k: np.ndarray) -> np.ndarray:
     from scipy import signal
 
-    b, a = signal.butter(N=5, Wn=HIGHPASS_HZ, btype="high", fs=ENCODER_SR)
+    b, a = signal.butter(N=HIGHPASS_ORDER, Wn=HIGHPASS_HZ, btype="high", fs=ENCODER_SR)
     if len(y16k) <= 3 * max(len(a), len(b)):
         return y16k
     return np.asarray(signal.filtfilt(b, a, y16k), dtype=np.float32)
@@ -148,10 +218,10 @@ def highpass(y16k: np.ndarray) -> np.ndarray:
 
 def retrieve(feats: np.ndarray, index: Any, big: np.ndarray, rate: float) -> np.ndarray:
     """RVC's retrieval: each frame moves ``rate`` of the way to the inverse-square-distance-weighted mean
-    of its 8 nearest training frames in ``index`` (``big`` holds the index's vectors)."""
+    of its :data:`RETRIEVE_K` nearest training frames in ``index`` (``big`` holds the index's vectors)."""
     if rate <= 0:
         return feats
-    k = min(8, int(index.ntotal))
+    k = min(RETRIEVE_K, int(index.ntotal))
     score, ix = index.search(np.ascontiguousarray(feats, dtype=np.float32), k)
     ix = np.where(ix < 0, 0, ix)
     weight = np.square(1 / np.maximum(score, 1e-12))
@@ -162,12 +232,13 @@ def retrieve(feats: np.ndarray, index: Any, big: np.ndarray, rate: float) -> np.
 
 def rms_mix(source: np.ndarray, out: np.ndarray, *, sr: int, rate: float) -> np.ndarray:
     """RVC's ``rms_mix_rate``: scale ``out`` by ``rms_src ** (1 - rate) * rms_out ** (rate - 1)`` (half-second
-    RMS envelopes, linearly interpolated). 1 keeps the output's own loudness, 0 follows the source's."""
+    RMS envelopes, :data:`RMS_HOP_S`, linearly interpolated). 1 keeps the output's own loudness, 0 follows
+    the source's."""
     if rate >= 1:
         return out
 
     def envelope(x: np.ndarray) -> np.ndarray:
-        hop = max(1, sr // 2)
+        hop = max(1, int(sr * RMS_HOP_S))
         frame = hop * 2
         padded = np.pad(x.astype(np.float64), (frame // 2, frame // 2))
         n = 1 + (len(padded) - frame) // hop

@@ -19,13 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autovoice.engines.base import Preset
 from autovoice.engines.trained import (
+    ENCODER_HOP,
     ENCODER_SR,
     TrainedEngine,
     check_inputs,
-    check_width,
-    f0_on_grid,
     file_key,
-    highpass,
     median_filter_voiced,
     nearest_frames,
     resample_to,
@@ -44,8 +42,11 @@ if TYPE_CHECKING:
 
 #: RVC's frame rate: 10 ms frames (160 samples at 16 kHz).
 FRAME_S = 0.01
-#: Reflection padding around each window before the content encoder (RVC pads by ``x_pad`` seconds).
-PAD_S = 0.5
+FRAME_HOP = round(FRAME_S * ENCODER_SR)
+#: RVC frames per content-encoder frame (each 20 ms feature is repeated for two 10 ms frames).
+FRAMES_PER_FEATURE = ENCODER_HOP // FRAME_HOP
+#: ``protect`` at this value (its maximum) keeps nothing: the indexed features are used everywhere.
+PROTECT_OFF = 0.5
 
 
 class RvcOptions(BaseModel):
@@ -60,7 +61,7 @@ class RvcOptions(BaseModel):
         default=0.75, ge=0.0, le=1.0, description="Share of retrieved training features."
     )
     protect: float = Field(
-        default=0.33, ge=0.0, le=0.5, description="Keep consonants/breaths unindexed (0.5 = off)."
+        default=0.33, ge=0.0, le=PROTECT_OFF, description="Keep consonants/breaths unindexed (0.5 = off)."
     )
     filter_radius: int = Field(
         default=3, ge=0, le=7, description="Median filter of the F0 curve, frames (<3 off)."
@@ -151,45 +152,29 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         torch = model.torch
 
         def render(seg: np.ndarray, start: int) -> np.ndarray:
-            y16 = highpass(resample_to(seg, orig_sr=sr, target_sr=ENCODER_SR))
-            pad = int(PAD_S * ENCODER_SR)
-            padded = np.pad(y16, (pad, pad), mode="reflect" if len(y16) > pad else "constant")
-            p_len = len(padded) // 160
-            with torch.no_grad():
-                wav = torch.from_numpy(padded.astype(np.float32))[None].to(self.device)
-                feats = encoder.features(wav, layer=info.embedder_layer, final_proj=info.final_proj)[0]
-            f = feats.float().cpu().numpy()
-            check_width(f, info)
-            f0_frames = f0_on_grid(
-                tgt,
-                hop_s=f0.hop_s,
-                start_s=start / sr - PAD_S,
-                frame_s=FRAME_S,
-                n_frames=p_len,
-            )
+            f, padded_len = self.encode_window(seg, sr=sr, encoder=encoder, info=info, high_pass=True)
+            p_len = padded_len // FRAME_HOP
+            f0_frames = self.window_f0(tgt, f0, start=start, sr=sr, frame_s=FRAME_S, n_frames=p_len)
             indexed = f
             if model.index is not None and model.big is not None and o.index_rate > 0:
                 indexed = retrieve(f, model.index, model.big, o.index_rate)
             # 50 -> 100 frames per second, then exactly p_len frames
-            phone = nearest_frames(np.repeat(indexed, 2, axis=0), p_len)
-            plain = nearest_frames(np.repeat(f, 2, axis=0), p_len)
-            if info.f0 and o.protect < 0.5:
+            phone = nearest_frames(np.repeat(indexed, FRAMES_PER_FEATURE, axis=0), p_len)
+            plain = nearest_frames(np.repeat(f, FRAMES_PER_FEATURE, axis=0), p_len)
+            if info.f0 and o.protect < PROTECT_OFF:
                 keep = np.where(f0_frames > 0, 1.0, o.protect)[:, None].astype(np.float32)
                 phone = phone * keep + plain * (1 - keep)
             from autovoice.engines.rvc.model import f0_coarse
 
-            gen = torch.Generator(device="cpu").manual_seed(o.seed + start)
             with torch.no_grad():
                 audio = model.net.infer(
-                    torch.from_numpy(np.ascontiguousarray(phone, dtype=np.float32))[None].to(self.device),
+                    self.tensor(phone),
                     torch.from_numpy(f0_coarse(f0_frames))[None].to(self.device) if info.f0 else None,
-                    torch.from_numpy(f0_frames.astype(np.float32))[None].to(self.device) if info.f0 else None,
+                    self.tensor(f0_frames) if info.f0 else None,
                     torch.tensor([o.speaker_id], device=self.device),
-                    **_draws(model, p_len, gen, info.f0, self.device),
+                    **self.draws(model.net, p_len, seed=o.seed, start=start, source=info.f0),
                 )
-            out = audio[0, 0].float().cpu().numpy()
-            cut = int(round(PAD_S * info.sample_rate))
-            out = out[cut : len(out) - cut] if len(out) > 2 * cut else out
+            out = self.unpad(audio, model_sr=info.sample_rate)
             if o.resample_sr and o.resample_sr != info.sample_rate:
                 out = resample_to(out, orig_sr=info.sample_rate, target_sr=o.resample_sr)
                 back = resample_to(out, orig_sr=o.resample_sr, target_sr=sr)
@@ -200,15 +185,3 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         out = run_windowed(x, sr=sr, convert=render, progress=progress)
         out = rms_mix(x, out, sr=sr, rate=o.rms_mix_rate)
         return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
-
-
-def _draws(model: LoadedRvc, frames: int, gen: Any, f0: bool, device: str) -> dict[str, Any]:
-    """The synthesizer's random draws from ``gen`` (CPU, so the same seed gives the same audio anywhere)."""
-    torch = model.torch
-    net = model.net
-    inter = net.enc_p.out_channels
-    draws = {"prior_noise": torch.randn(1, inter, frames, generator=gen).to(device)}
-    if f0:
-        draws["phase"] = torch.rand(1, 1, generator=gen).to(device)
-        draws["source_noise"] = torch.randn(1, frames * net.hop_length, 1, generator=gen).to(device)
-    return draws

@@ -20,10 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from autovoice.engines.base import Preset
 from autovoice.engines.trained import (
     ENCODER_SR,
+    PAD_S,
     TrainedEngine,
     check_inputs,
-    check_width,
-    f0_on_grid,
     file_key,
     nearest_frames,
     resample_to,
@@ -38,8 +37,6 @@ from autovoice.progress import ProgressCallback, no_progress
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
     from autovoice.profiles.profile import VoiceProfile
-
-PAD_S = 0.5
 
 
 class SovitsOptions(BaseModel):
@@ -140,47 +137,30 @@ class SovitsEngine(TrainedEngine[SovitsOptions]):
         msr = info.sample_rate
 
         def render(seg: np.ndarray, start: int) -> np.ndarray:
-            y16 = resample_to(seg, orig_sr=sr, target_sr=ENCODER_SR)
-            pad = int(PAD_S * ENCODER_SR)
-            padded = np.pad(y16, (pad, pad), mode="reflect" if len(y16) > pad else "constant")
-            n_frames = max(1, int(round(len(padded) / ENCODER_SR * msr / hop)))
-            with torch.no_grad():
-                wav = torch.from_numpy(padded.astype(np.float32))[None].to(self.device)
-                feats = encoder.features(wav, layer=info.embedder_layer, final_proj=info.final_proj)[0]
-            c = feats.float().cpu().numpy()
-            check_width(c, info)
+            c, padded_len = self.encode_window(seg, sr=sr, encoder=encoder, info=info)
+            n_frames = max(1, int(round(padded_len / ENCODER_SR * msr / hop)))
             if o.cluster_ratio > 0:
                 c = _cluster(model, c, spk_name, o.cluster_ratio)
             c = nearest_frames(c, n_frames)
-            f0_frames = f0_on_grid(
-                tgt, hop_s=f0.hop_s, start_s=start / sr - PAD_S, frame_s=hop / msr, n_frames=n_frames
-            )
+            f0_frames = self.window_f0(tgt, f0, start=start, sr=sr, frame_s=hop / msr, n_frames=n_frames)
             uv = (f0_frames > 0).astype(np.float32)
             f0_interp = interpolate_unvoiced(f0_frames).astype(np.float32)
             vol = None
             if model.net.vol_embedding:
                 seg_m = resample_to(np.pad(seg, (int(PAD_S * sr),) * 2), orig_sr=sr, target_sr=msr)
                 frames = to_length(seg_m, n_frames * hop).reshape(n_frames, hop)
-                vol = torch.from_numpy(np.sqrt(np.mean(frames**2, axis=1)).astype(np.float32))[None].to(
-                    self.device
-                )
-            gen = torch.Generator(device="cpu").manual_seed(o.seed + start)
-            inter = model.net.enc_p.out_channels
+                vol = self.tensor(np.sqrt(np.mean(frames**2, axis=1)))
             with torch.no_grad():
                 audio = model.net.infer(
-                    torch.from_numpy(np.ascontiguousarray(c.T, dtype=np.float32))[None].to(self.device),
-                    torch.from_numpy(f0_interp)[None].to(self.device),
-                    torch.from_numpy(uv)[None].to(self.device),
+                    self.tensor(c.T),
+                    self.tensor(f0_interp),
+                    self.tensor(uv),
                     torch.tensor([sid], device=self.device),
                     noise_scale=o.noise_scale,
                     vol=vol,
-                    prior_noise=torch.randn(1, inter, n_frames, generator=gen).to(self.device),
-                    phase=torch.rand(1, 9, generator=gen).to(self.device),
-                    source_noise=torch.randn(1, n_frames * hop, 9, generator=gen).to(self.device),
+                    **self.draws(model.net, n_frames, seed=o.seed, start=start),
                 )
-            out = audio[0, 0].float().cpu().numpy()
-            cut = int(round(PAD_S * msr))
-            out = out[cut : len(out) - cut] if len(out) > 2 * cut else out
+            out = self.unpad(audio, model_sr=msr)
             return to_length(resample_to(out, orig_sr=msr, target_sr=sr), len(seg))
 
         out = run_windowed(x, sr=sr, convert=render, progress=progress)
