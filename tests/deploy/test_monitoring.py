@@ -258,6 +258,9 @@ def test_every_dashboard_query_returns_data(
 
         # The scrape-time gauges say what the machine says.
         assert finite_values(query(prom, "max(autovoice_queue_oldest_job_age_seconds)")) == [0.0]  # all done
+        # Nothing runs any more: no heartbeat to age, no job without progress (issue 19).
+        assert finite_values(query(prom, "max(autovoice_job_heartbeat_age_seconds)")) == [0.0]
+        assert finite_values(query(prom, "max(autovoice_job_running_without_progress_seconds)")) == [0.0]
         size = finite_values(query(prom, 'autovoice_data_dir_size_bytes{job="autovoice"}'))
         assert size == [float(shutil.disk_usage(distributed["AUTOVOICE_DATA_DIR"]).total)]
 

@@ -75,14 +75,27 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_worker_alive_asks_this_host_and_trusts_heartbeats_elsewhere() -> None:
+def test_worker_alive_needs_a_fresh_heartbeat_and_here_a_running_process() -> None:
+    import psutil
+
     fresh, stale = utcnow() - timedelta(seconds=5), utcnow() - timedelta(seconds=300)
-    assert worker_alive(f"{HERE}:{os.getpid()}", stale, 60)  # a live process here, whatever its beat
+    assert worker_alive(f"{HERE}:{os.getpid()}", fresh, 60)
+    assert not worker_alive(f"{HERE}:{os.getpid()}", stale, 60)  # alive but silent: frozen, taken over
     assert not worker_alive(f"{HERE}:{_dead_pid()}", fresh, 60)  # a killed pool child here: at once
     assert worker_alive("elsewhere:1", fresh, 60)
     assert not worker_alive("elsewhere:1", stale, 60)
     assert not worker_alive("elsewhere:1", None, 60)
     assert not worker_alive(None, fresh, 60)
+    # A killed child whose parent died too, not yet reaped (no init reaps it in some containers).
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not worker_alive(f"{HERE}:{zombie.pid}", fresh, 60)
+    finally:
+        zombie.wait()
 
 
 def test_heartbeat_is_written_while_a_job_runs_without_progress(

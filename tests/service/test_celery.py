@@ -134,3 +134,100 @@ def test_killed_worker_job_is_redelivered(
     docs = [json.loads(line) for line in lines if line.startswith("{")]
     assert any("exited with" in d["message"] and "signal 9" in d["message"] for d in docs), lines[-20:]
     assert not [line for line in lines if "exited with" in line and not line.startswith("{")]
+
+
+RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def _purge_rabbit() -> None:
+    from kombu.connection import Connection
+
+    with Connection(RABBIT) as conn:
+        channel = conn.channel()
+        channel.queue_declare(queue="autovoice", durable=True, auto_delete=False)
+        channel.queue_purge("autovoice")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _reachable(5672), reason="needs RabbitMQ on 127.0.0.1:5672")
+@pytest.mark.timeout(300)
+def test_rabbitmq_redelivers_a_killed_workers_job(
+    configure: Callable[..., Settings], settings: Settings, profile_id: str, long_clip: Path, tmp_path: Path
+) -> None:
+    """RabbitMQ as the broker, a worker killed whole (worker and child): the broker hands the unacked
+    message to the other worker as soon as the dead one's connection drops, and the job is taken over
+    at once. The reaper is kept out of it (stale after an hour), so this is the broker's path alone."""
+    import time
+
+    import psutil
+    import psycopg
+    import redis
+
+    from autovoice.config import get_settings
+    from autovoice.jobs import JobStore
+    from autovoice.storage import BlobStore, Database, JobRow
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    _purge_rabbit()
+    env = {
+        "AUTOVOICE_DATABASE_URL": f"{PG}?options=-csearch_path%3D{schema}",
+        "AUTOVOICE_BROKER_URL": RABBIT,
+        "AUTOVOICE_REDIS_URL": REDIS,
+        "AUTOVOICE_DATA_DIR": str(settings.data_dir),
+        "AUTOVOICE_DEVICE": "cpu",
+        "AUTOVOICE_RATE_LIMIT": "",
+        "AUTOVOICE_JOB_STALE_AFTER_S": "3600",
+    }
+    configure(**{k.removeprefix("AUTOVOICE_").lower(): v for k, v in env.items()})
+    logs = [tmp_path / "rabbit-a.log", tmp_path / "rabbit-b.log"]
+    workers = [
+        spawn(
+            f"from autovoice.cli.serve import worker; worker(concurrency=1, name='{n}@%h')",
+            env=env,
+            log=log,
+        )
+        for n, log in zip(("rabbit-a", "rabbit-b"), logs, strict=True)
+    ]
+    try:
+        for log in logs:
+
+            def ready(log: Path = log) -> bool:
+                return "ready" in log.read_text(errors="replace")
+
+            wait_until(ready, timeout=90, what="worker", log=log)
+        with running_app() as client:
+            job = submit(client, long_clip, profile_id)
+            wait_for(
+                client,
+                job["id"],
+                until=lambda j: j["status"] == "running" and j["stage"] not in ("starting", "separate"),
+                timeout=120,
+            )
+            db = Database(get_settings())
+            with db.session() as s:
+                row = s.get(JobRow, job["id"])
+                assert row is not None
+                assert row.worker
+                child = int(row.worker.rsplit(":", 1)[1])
+            owner = next(w for w in workers if child in {p.pid for p in psutil.Process(w.pid).children()})
+            killed_at = time.monotonic()
+            os.killpg(owner.pid, signal.SIGKILL)
+            done = wait_for(
+                client, job["id"], until=lambda j: j["status"] in ("completed", "failed"), timeout=200
+            )
+            took = time.monotonic() - killed_at
+            print(f"\nRabbitMQ, worker killed whole: job completed {took:.1f} s after the kill")
+            assert done["status"] == "completed", (done, [p.read_text()[-2000:] for p in logs])
+            assert done["attempts"] == 2
+            assert JobStore(db, BlobStore(get_settings())).get(job["id"])["requeued"] == "worker_lost"
+            db.dispose()
+            assert took < 120  # no reaper (an hour away), no visibility timeout: the broker's redelivery
+    finally:
+        for w in workers:
+            stop(w)
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        redis.Redis.from_url(REDIS).flushdb()
+        _purge_rabbit()

@@ -44,25 +44,30 @@ class JobSuperseded(Exception):  # noqa: N818 - not an error: another process ow
 def worker_alive(worker: str | None, heartbeat_at: datetime | None, stale_after_s: float) -> bool:
     """Whether the process named ``worker`` (``host:pid``) may still be running its job.
 
-    On this host the process itself is asked (a killed pool child is seen dead at once); elsewhere its
-    heartbeat must be younger than ``stale_after_s``.
+    Its heartbeat must be younger than ``stale_after_s``; on this host the process must also still run
+    (a killed pool child is seen dead at once, even while it is an unreaped zombie).
     """
-    if not worker:
-        return False
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    if heartbeat_at is None:
+    if not worker or heartbeat_at is None:
         return False
     if heartbeat_at.tzinfo is None:
         heartbeat_at = heartbeat_at.replace(tzinfo=UTC)
-    return (utcnow() - heartbeat_at).total_seconds() < stale_after_s
+    if (utcnow() - heartbeat_at).total_seconds() >= stale_after_s:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return _process_running(int(pid))
+    return True
+
+
+def _process_running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # someone else's process: it exists
+        return True
 
 
 class Heartbeat:
