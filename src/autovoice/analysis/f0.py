@@ -31,6 +31,9 @@ from autovoice.audio import frame_rms_db, resample, to_mono
 from autovoice.errors import ParameterError
 from autovoice.registry import Choice, Registry
 
+#: The 10 ms frame grid of AutoVoice: F0 tracks, profile analysis, pitch plans and the engines' frames.
+FRAME_HOP_S = 0.01
+
 F0Method = Literal["fcpe", "world", "crepe", "crepe-tiny", "rmvpe"]
 F0_METHODS = Registry(
     "F0 method",
@@ -150,7 +153,7 @@ def estimate_f0(
     *,
     sr: int,
     method: F0Method = "fcpe",
-    hop_s: float = 0.01,
+    hop_s: float = FRAME_HOP_S,
     fmin: float = DEFAULT_FMIN,
     fmax: float = DEFAULT_FMAX,
     device: str = "cpu",

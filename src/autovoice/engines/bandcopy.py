@@ -49,6 +49,7 @@ import pyworld
 from pydantic import ConfigDict, Field, ValidationError
 
 from autovoice.analysis.content import content_features
+from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import resample
 from autovoice.engines import world
 from autovoice.engines.base import Preset, options_error
@@ -66,8 +67,6 @@ FEATURE_VERSION = 1
 MAX_FRAMES = 3000
 #: Width of a content feature.
 KEY_DIM = 512
-#: Frame period of the copied band's analysis and synthesis (s): two per content frame.
-HOP_S = 0.01
 #: STFT of the crossover: window and hop, seconds (at any sample rate).
 _STFT_WIN_S, _STFT_HOP_S = 0.032, 0.008
 
@@ -132,7 +131,7 @@ class BandcopyEngine(WorldEngine):
         content = content_features(x16, device=self.device)
         n = 2 * len(content)
         f0_grid = world._regrid_f0(
-            np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=HOP_S, n=n
+            np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
         voiced = (f0_grid[0::2] > 0) & (f0_grid[1::2] > 0)  # content frames voiced in both halves
         idx = np.flatnonzero(voiced)
@@ -182,12 +181,12 @@ class BandcopyEngine(WorldEngine):
         )
         x = np.asarray(y, dtype=np.float32).reshape(-1)
         x16 = world._to_internal(x, sr=sr)
-        n = world._n_frames(len(x16), sr=INTERNAL_SR, hop_s=HOP_S)
+        n = world._n_frames(len(x16), sr=INTERNAL_SR, hop_s=FRAME_HOP_S)
         src_f0 = world._regrid_f0(
-            np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=HOP_S, n=n
+            np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
         tgt_f0 = world._regrid_f0(
-            np.asarray(target_f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=HOP_S, n=n
+            np.asarray(target_f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
         voiced = np.flatnonzero((src_f0 > 0) & (tgt_f0 > 0))
         if len(voiced) < 2:
@@ -198,7 +197,7 @@ class BandcopyEngine(WorldEngine):
         progress(0.9, "convert")
         mask = np.zeros(n, dtype=np.float32)
         mask[voiced] = 1.0
-        mask = world._smooth_time(mask, 20.0, hop_s=HOP_S)
+        mask = world._smooth_time(mask, 20.0, hop_s=FRAME_HOP_S)
         out = _crossover(low, resample(high, orig_sr=INTERNAL_SR, target_sr=sr), mask, sr=sr, options=o)
         progress(1.0, "convert")
         return np.asarray(np.clip(out[: len(x)], -1.0, 1.0), dtype=np.float32)
@@ -251,8 +250,8 @@ def _profile_bank(profile: VoiceProfile) -> _Bank:
 
 def _analyse(x16: np.ndarray, f0: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CheapTrick log power envelopes and D4C log aperiodicities of ``frames`` on the mel grid."""
-    sp = world._analyse(x16, f0[frames], frames, hop_s=HOP_S)
-    t = frames * HOP_S
+    sp = world._analyse(x16, f0[frames], frames, hop_s=FRAME_HOP_S)
+    t = frames * FRAME_HOP_S
     s0 = max(int((t.min() - 0.05) * INTERNAL_SR), 0)
     s1 = min(int((t.max() + 0.05) * INTERNAL_SR) + 1, len(x16))
     ap = pyworld.d4c(
@@ -305,7 +304,7 @@ def _copied_band(
         np.ascontiguousarray(np.exp(_to_bins(env))),
         np.ascontiguousarray(np.exp(_to_bins(ap))),
         INTERNAL_SR,
-        frame_period=HOP_S * 1000.0,
+        frame_period=FRAME_HOP_S * 1000.0,
     )
     return np.asarray(out, dtype=np.float32)
 
@@ -315,7 +314,7 @@ def _smooth_voiced(a: np.ndarray, voiced: np.ndarray, ms: float) -> np.ndarray:
     holds the next voiced frame's value, so unvoiced neighbours do not pull the edges."""
     nearest = voiced[np.clip(np.searchsorted(voiced, np.arange(len(a))), 0, len(voiced) - 1)]
     out = a.copy()
-    out[voiced] = world._smooth_time(a[nearest], ms, hop_s=HOP_S)[voiced]
+    out[voiced] = world._smooth_time(a[nearest], ms, hop_s=FRAME_HOP_S)[voiced]
     return out
 
 
@@ -336,7 +335,7 @@ def _crossover(
     lo_edge, hi_edge = world.MERGE_HZ
     w = np.clip((freqs - (split - width / 2)) / width, 0.0, 1.0)
     w *= np.clip((hi_edge - freqs) / (hi_edge - lo_edge), 0.0, 1.0)
-    m = np.interp(times, np.arange(len(mask)) * HOP_S, mask)
+    m = np.interp(times, np.arange(len(mask)) * FRAME_HOP_S, mask)
     band = w[:, None] * m[None, :]
     ea = (np.abs(a) ** 2 * w[:, None]).sum(0)
     eb = (np.abs(b) ** 2 * w[:, None]).sum(0)

@@ -71,7 +71,7 @@ import pyworld
 import scipy.fft as sfft
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autovoice.analysis.f0 import F0Track
+from autovoice.analysis.f0 import FRAME_HOP_S, F0Track
 from autovoice.audio import resample
 from autovoice.config import Settings
 from autovoice.engines.base import Preset, options_error
@@ -102,8 +102,6 @@ MAX_KNN_FRAMES = 8000
 MAX_STATS_FRAMES = 2000
 #: Frames this far (dB) below the loudest are silence, left out of the unvoiced statistics.
 SILENCE_DB = 45.0
-#: Frame period (s) of the profile's analysis.
-PROFILE_HOP_S = 0.01
 
 #: What each preset changes. ``frame_period_ms``: hop of the envelope analysis and conversion.
 #: ``n_cep``: cepstral order converted (fewer = smoother filter). ``knn_k``: neighbours averaged
@@ -249,7 +247,7 @@ class WorldEngine:
         """
         x = _check_audio(y, sr=sr)
         track = _check_track(f0, n_samples=len(x), sr=sr, name="f0")
-        hop_s = PROFILE_HOP_S
+        hop_s = FRAME_HOP_S
         n = _n_frames(len(x), sr=sr, hop_s=hop_s)
         f0_grid = _regrid_f0(track, src_hop_s=f0.hop_s, dst_hop_s=hop_s, n=n)
         voiced = f0_grid > 0

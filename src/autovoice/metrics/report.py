@@ -28,6 +28,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from autovoice.analysis import F0_METHODS, F0Method, F0Track, estimate_f0
+from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import to_mono
 from autovoice.errors import AudioError, ParameterError, unknown_choice
 from autovoice.metrics.checks import ReportWarning, full_mix_warning, quality_warnings, report_warning
@@ -141,7 +142,7 @@ class QualityReport:
     rtf: float
     metrics_seconds: float
     f0_method: str = "fcpe"
-    hop_s: float = 0.01
+    hop_s: float = FRAME_HOP_S
     warnings: list[ReportWarning] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     level: str = "full"
@@ -238,7 +239,7 @@ def quality_report(
     level: ReportLevel = "fast",
     device: str = "cpu",
     f0_method: F0Method = "fcpe",
-    hop_s: float = 0.01,
+    hop_s: float = FRAME_HOP_S,
     dnsmos_hop_s: float = 1.0,
     extra: dict[str, Any] | None = None,
     progress: ProgressCallback = no_progress,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autovoice.analysis import estimate_f0
+from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import OUTPUT_FORMATS, load, resample, save, to_mono, validate_audio
 from autovoice.config import Settings, get_settings
 from autovoice.errors import ParameterError
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 #: The engines work between these rates; other inputs are resampled for the engine and back.
 ENGINE_MIN_SR, ENGINE_MAX_SR = 16_000, 48_000
-#: Frame period of the F0 tracks the pipeline computes, seconds.
-CONTOUR_HOP_S = 0.01
 
 
 @dataclass
@@ -113,7 +112,7 @@ class ConversionResult:
             return [round(float(v), 1) for v in f[::step]]
 
         return {
-            "hop_s": CONTOUR_HOP_S * step,
+            "hop_s": FRAME_HOP_S * step,
             "source": thin(self.source_f0),
             "intended": thin(self.plan.target_f0),
             "output": thin(achieved),
@@ -196,7 +195,7 @@ def convert_audio(
     progress(0.35, "pitch")
     esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
     v = resample(vocals, orig_sr=sr, target_sr=esr)
-    track = estimate_f0(v, sr=esr, method=f0_method, hop_s=CONTOUR_HOP_S, device=device)
+    track = estimate_f0(v, sr=esr, method=f0_method, hop_s=FRAME_HOP_S, device=device)
     plan = plan_pitch(
         track,
         target=profile.vocal_range,

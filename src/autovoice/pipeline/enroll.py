@@ -20,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from autovoice.analysis import F0Track, estimate_f0, vocal_range
+from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import frame_rms_db, load, resample, validate_audio
 from autovoice.config import Settings, get_settings
 from autovoice.engines import ENGINES, load_engine
@@ -38,7 +39,6 @@ from autovoice.progress import ProgressCallback, no_progress, sub_progress
 
 #: A sample is a file path or an in-memory ``(mono float32 samples, sr)`` pair.
 Sample = str | os.PathLike[str] | tuple[np.ndarray, int]
-HOP_S = 0.01
 MAX_PROFILE_SR = 48_000
 T = TypeVar("T")
 
@@ -155,7 +155,7 @@ def build_profile(
         loaded.append((y, sr, label))
 
     common_sr = min(max(sr for _, sr, _ in loaded), MAX_PROFILE_SR)
-    hop = int(round(HOP_S * common_sr))
+    hop = int(round(FRAME_HOP_S * common_sr))
     parts: list[np.ndarray] = []
     for y, sr, _ in loaded:
         y = resample(y, orig_sr=sr, target_sr=common_sr)
@@ -168,9 +168,9 @@ def build_profile(
     levels: list[np.ndarray] = []
     for i, y in enumerate(parts):
         analyse(i / len(parts), "analyse")
-        track = estimate_f0(y, sr=common_sr, hop_s=HOP_S, device=device)
+        track = estimate_f0(y, sr=common_sr, hop_s=FRAME_HOP_S, device=device)
         tracks.append(track.f0[: len(y) // hop])
-        levels.append(frame_rms_db(y, sr=common_sr, frame_s=HOP_S))
+        levels.append(frame_rms_db(y, sr=common_sr, frame_s=FRAME_HOP_S))
         try:
             embeddings.append(speaker_embedding(y, sr=common_sr, device=device))
         except AudioError:
@@ -179,7 +179,7 @@ def build_profile(
             )
 
     audio = np.concatenate(parts)
-    f0 = F0Track(f0=np.concatenate(tracks).astype(np.float32), hop_s=HOP_S, method="fcpe")
+    f0 = F0Track(f0=np.concatenate(tracks).astype(np.float32), hop_s=FRAME_HOP_S, method="fcpe")
     voiced_s = f0.voiced_seconds
     if voiced_s < settings.profile_min_voiced_seconds or not embeddings:
         raise AudioError(

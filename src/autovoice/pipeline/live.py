@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autovoice.analysis.f0 import F0_METHODS
+from autovoice.analysis.f0 import F0_METHODS, FRAME_HOP_S
 from autovoice.engines.base import Preset
 from autovoice.errors import ParameterError
 
@@ -65,8 +65,6 @@ LiveF0Method = Literal["dio", "fcpe", "world", "crepe", "crepe-tiny"]
 LIVE_F0_METHODS: tuple[str, ...] = get_args(LiveF0Method)
 #: Sample rates a live stream may run at (10 ms must be a whole number of samples).
 LIVE_SAMPLE_RATES: tuple[int, ...] = (16_000, 24_000, 32_000, 44_100, 48_000)
-#: Frame period of the live F0 track and of the engine's analysis, seconds.
-HOP_S = 0.01
 #: Audio (s) the F0 tracker sees before a block's newly final frames (its cost grows with the window).
 F0_CONTEXT_S = 0.1
 #: Voiced frames heard before the auto key's shift is fixed.
@@ -247,8 +245,8 @@ class WorldStream:
 
         self._w = w
         self.sr = check_sample_rate(sr)
-        self.hop = int(round(HOP_S * sr))
-        self.options = {**w.resolve_options(preset, options), "frame_period_ms": HOP_S * 1000.0}
+        self.hop = int(round(FRAME_HOP_S * sr))
+        self.options = {**w.resolve_options(preset, options), "frame_period_ms": FRAME_HOP_S * 1000.0}
         self.target = w._profile_stats(profile)
         self.warp = 1.0
         self.warp_held = False
@@ -323,7 +321,7 @@ class WorldStream:
 
     def _make_mapper(self) -> Any:
         return self._w._Mapper(
-            self.target, self._source_stats(), warp=self.warp, options=self.options, hop_s=HOP_S
+            self.target, self._source_stats(), warp=self.warp, options=self.options, hop_s=FRAME_HOP_S
         )
 
     # conversion ---------------------------------------------------------------------------------
@@ -332,7 +330,7 @@ class WorldStream:
         audio and F0 settled, so its envelope is kept and not analysed again by the next windows."""
         w = self._w
         n = len(src)
-        ctx = int(round(self.context_s / HOP_S))
+        ctx = int(round(self.context_s / FRAME_HOP_S))
         out = np.empty((n, w.FFT_SIZE // 2 + 1))
         todo = []
         for j in range(n):
@@ -343,7 +341,7 @@ class WorldStream:
                 out[j] = cached
         if todo:
             idx = np.asarray(todo)
-            out[idx] = np.log(w._analyse(x16, src[idx], idx, hop_s=HOP_S))
+            out[idx] = np.log(w._analyse(x16, src[idx], idx, hop_s=FRAME_HOP_S))
             for j in todo:
                 if ctx <= j < final_frames:
                     self._env_cache[first_frame + j] = out[j]
@@ -368,7 +366,7 @@ class WorldStream:
         x16 = x if self.sr == w.INTERNAL_SR else w._to_internal(x, sr=self.sr)
         log_sp = self._envelopes(np.asarray(x16, np.float32), src, first_frame, final_frames)
         # Frames past the context (edge-free) and final are learned once each.
-        lo = max(self._fed_until + 1 - first_frame, int(round(self.context_s / HOP_S)))
+        lo = max(self._fed_until + 1 - first_frame, int(round(self.context_s / FRAME_HOP_S)))
         if final_frames > lo:
             self._learn(log_sp[lo:final_frames], src[lo:final_frames])
             self._fed_until = first_frame + final_frames - 1
@@ -504,7 +502,7 @@ class LiveConverter:
         self.options = opts = options or LiveOptions()
         self.sr = check_sample_rate(sr)
         self.device = device
-        self.hop = int(round(HOP_S * self.sr))
+        self.hop = int(round(FRAME_HOP_S * self.sr))
         if opts.auto_key and profile.vocal_range is None:
             raise ParameterError(
                 "auto_key_needs_recordings",
@@ -683,7 +681,7 @@ class LiveConverter:
                 seg,
                 sr=self.sr,
                 method=self.options.f0_method,
-                hop_s=HOP_S,
+                hop_s=FRAME_HOP_S,
                 device=self.device,
                 silence_db=-1000.0,
             ).f0.astype(np.float64)[:n]
@@ -774,7 +772,9 @@ def _dio(seg: np.ndarray, *, sr: int, n_frames: int) -> np.ndarray:
     from autovoice.audio import resample
 
     x = np.ascontiguousarray(resample(seg, orig_sr=sr, target_sr=16_000), dtype=np.float64)
-    f0, t = pyworld.dio(x, 16_000, f0_floor=DEFAULT_FMIN, f0_ceil=DEFAULT_FMAX, frame_period=HOP_S * 1000.0)
+    f0, t = pyworld.dio(
+        x, 16_000, f0_floor=DEFAULT_FMIN, f0_ceil=DEFAULT_FMAX, frame_period=FRAME_HOP_S * 1000.0
+    )
     f0 = pyworld.stonemask(x, f0, t, 16_000)
     out = np.zeros(n_frames)
     m = min(n_frames, len(f0))
