@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from autovoice.config import Settings, get_settings
-from tests.support import SHARED_DATA, SPEECH, TEST_DATA_ENV, missing_recordings
+from autovoice.profiles.profile import VoiceProfile
+from tests.support import SHARED_DATA, SPEECH, TEST_DATA_ENV, missing_recordings, tone_voice_profile
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,3 +94,9 @@ def speech_dir() -> Path:
     if not SPEECH.is_dir():
         pytest.skip(f"shared recordings not found at {SPEECH}")
     return SPEECH
+
+
+@pytest.fixture(scope="module")
+def live_tone_profile() -> VoiceProfile:
+    """A profile of a synthetic voice around 220 Hz (world features, vocal range), built in ~1 s."""
+    return tone_voice_profile()

@@ -11,14 +11,14 @@ import soundfile as sf
 
 from autovoice.cli import run
 from autovoice.config import Settings
-from tests.pipeline.test_live import _voice, tone_profile  # noqa: F401  (the module-scoped fixture)
+from tests.support import breathy_voice
 
 
 @pytest.fixture
-def stored_tone(settings: Settings, tone_profile: object) -> str:  # noqa: F811
+def stored_tone(settings: Settings, live_tone_profile: object) -> str:
     from autovoice.profiles import ProfileStore
 
-    ProfileStore(settings).save(tone_profile)  # type: ignore[arg-type]
+    ProfileStore(settings).save(live_tone_profile)  # type: ignore[arg-type]
     return "tone"
 
 
@@ -34,7 +34,7 @@ def test_file_streams_through_the_live_path(
     stored_tone: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = tmp_path / "in.wav"
-    y = _voice(np.full(int(1.5 * 24_000), 180.0), sr=24_000)
+    y = breathy_voice(np.full(int(1.5 * 24_000), 180.0), sr=24_000)
     sf.write(src, y, 24_000)
     out = tmp_path / "out.wav"
     args = ["live", "--profile", stored_tone, "--pitch", "2", "--f0-method", "dio"]

@@ -14,8 +14,7 @@ from autovoice.engines import ENGINES, get_engine
 from autovoice.engines.bandcopy import FEATURE_VERSION, KEY_DIM, MAX_FRAMES, BandcopyEngine
 from autovoice.engines.world import N_MEL, WorldEngine
 from autovoice.errors import ParameterError
-from tests.engines.test_gmm import _profile
-from tests.engines.test_world import _melody, _track, _voice_like, _voicing
+from tests.support import engine_profile, known_track, melody, voice_like, voicing
 
 SR = 16_000
 
@@ -29,10 +28,10 @@ def _features(y: np.ndarray, track: F0Track) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def target() -> tuple[np.ndarray, F0Track, Any]:
     """A bright voice-like target (many harmonics) at ~210 Hz."""
-    f = _melody(6.0, sr=SR, notes=(190.0, 210.0, 230.0), vibrato=0.01)
-    y = _voice_like(f, sr=SR, seed=1)
-    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
-    return y, track, _profile(_features(y, track))
+    f = melody(6.0, sr=SR, notes=(190.0, 210.0, 230.0), vibrato=0.01)
+    y = voice_like(f, sr=SR, seed=1)
+    track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
+    return y, track, engine_profile(_features(y, track))
 
 
 def test_registered_with_its_options() -> None:
@@ -70,9 +69,9 @@ def test_world_below_the_split_the_copy_above_at_the_planned_pitch(
     """A dark source (few harmonics) into the bright target: below the split the output is the world
     engine's; above it, in voiced frames, the copied band differs from the world engine's, keeps its
     level, and the whole output sings the planned F0."""
-    f = _melody(3.0, sr=SR, notes=(140.0, 160.0), vibrato=0.02)
-    y = _voice_like(f, sr=SR, seed=2)
-    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
+    f = melody(3.0, sr=SR, notes=(140.0, 160.0), vibrato=0.02)
+    y = voice_like(f, sr=SR, seed=2)
+    track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
     planned = track.f0 * 1.3
     kw: dict[str, Any] = {"sr": SR, "f0": track, "target_f0": planned, "profile": target[2]}
     world = WorldEngine().convert(y, **kw)
@@ -81,7 +80,7 @@ def test_world_below_the_split_the_copy_above_at_the_planned_pitch(
     assert out.dtype == np.float32
     assert np.all(np.isfinite(out))
     assert np.abs(out).max() <= 1.0
-    voiced = np.flatnonzero(_voicing(len(y), sr=SR))  # 10 ms frames -> STFT frames (hop 128)
+    voiced = np.flatnonzero(voicing(len(y), sr=SR))  # 10 ms frames -> STFT frames (hop 128)
     frames = np.unique((voiced * 0.01 * SR / 128).astype(int))[5:-5]
     low = np.abs(_band_db(out, 100, 1500, frames) - _band_db(world, 100, 1500, frames))
     assert np.median(low) < 0.5  # the world engine's band, untouched
@@ -100,16 +99,20 @@ def test_world_below_the_split_the_copy_above_at_the_planned_pitch(
 def test_outdated_and_malformed_profiles(target: tuple[np.ndarray, F0Track, Any]) -> None:
     y, track, profile = target
     kw: dict[str, Any] = {"sr": SR, "f0": track, "target_f0": track.f0}
-    world_only = _profile({k: v for k, v in profile.features.items() if k.startswith("world.")}, name="old")
+    world_only = engine_profile(
+        {k: v for k, v in profile.features.items() if k.startswith("world.")}, name="old"
+    )
     with pytest.raises(ParameterError) as err:
         BandcopyEngine().convert(y, profile=world_only, **kw)
     assert err.value.code == "profile_outdated"
     assert err.value.details["rebuild"] == "autovoice profile create 'old' FILE..."
-    stale = _profile({**profile.features, "bandcopy.version": np.array([FEATURE_VERSION + 1], np.int32)})
+    stale = engine_profile(
+        {**profile.features, "bandcopy.version": np.array([FEATURE_VERSION + 1], np.int32)}
+    )
     with pytest.raises(ParameterError) as err:
         BandcopyEngine().convert(y, profile=stale, **kw)
     assert err.value.code == "profile_outdated"
-    broken = _profile({**profile.features, "bandcopy.keys": profile.features["bandcopy.keys"][:, :10]})
+    broken = engine_profile({**profile.features, "bandcopy.keys": profile.features["bandcopy.keys"][:, :10]})
     with pytest.raises(ParameterError) as err:
         BandcopyEngine().convert(y, profile=broken, **kw)
     assert err.value.code == "profile_incompatible"

@@ -14,25 +14,19 @@ from autovoice.engines import ENGINES, get_engine
 from autovoice.engines.gmm import FEATURE_VERSION, N_CLASSES, GmmEngine, Q, _Classes, _ClassMapper
 from autovoice.engines.world import N_CEP, WorldEngine, _Stats
 from autovoice.errors import ParameterError
-from autovoice.profiles.profile import SampleQuality, VoiceProfile
-from tests.engines.test_world import _melody, _track, _voice_like, _voicing
-from tests.support import FEMALE, MALE, speaker_files
+from autovoice.profiles.profile import VoiceProfile
+from tests.support import (
+    FEMALE,
+    MALE,
+    engine_profile,
+    known_track,
+    melody,
+    speaker_files,
+    voice_like,
+    voicing,
+)
 
 SR = 16_000
-
-
-def _profile(features: dict[str, np.ndarray], name: str = "target") -> VoiceProfile:
-    return VoiceProfile(
-        id="prof_000000000000",
-        name=name,
-        created_at="2024-01-01T00:00:00+00:00",
-        revision=1,
-        embedding=np.zeros(256, np.float32),
-        vocal_range=None,  # type: ignore[arg-type]
-        quality=SampleQuality(0.0, 0.0, 0.0, 0.0, 0.0, 1),
-        sample_names=["generated"],
-        features=features,
-    )
 
 
 def _features(y: np.ndarray, track: F0Track) -> dict[str, np.ndarray]:
@@ -43,10 +37,10 @@ def _features(y: np.ndarray, track: F0Track) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tone() -> tuple[np.ndarray, F0Track, VoiceProfile]:
-    f = _melody(6.0, sr=SR, notes=(190.0, 210.0, 230.0), vibrato=0.01)
-    y = _voice_like(f, sr=SR, seed=1)
-    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
-    return y, track, _profile(_features(y, track))
+    f = melody(6.0, sr=SR, notes=(190.0, 210.0, 230.0), vibrato=0.01)
+    y = voice_like(f, sr=SR, seed=1)
+    track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
+    return y, track, engine_profile(_features(y, track))
 
 
 def test_registered_with_its_options() -> None:
@@ -71,9 +65,9 @@ def test_profile_features(tone: tuple[np.ndarray, F0Track, VoiceProfile]) -> Non
 
 def test_class_map_off_is_the_world_engine(tone: tuple[np.ndarray, F0Track, VoiceProfile]) -> None:
     """With the class shift at 0 and no correction, the gmm engine is the world engine without k-NN."""
-    f = _melody(3.0, sr=SR, notes=(150.0, 170.0), vibrato=0.02)
-    y = _voice_like(f, sr=SR, seed=2)
-    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
+    f = melody(3.0, sr=SR, notes=(150.0, 170.0), vibrato=0.02)
+    y = voice_like(f, sr=SR, seed=2)
+    track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
     kw: dict[str, Any] = {"sr": SR, "f0": track, "target_f0": track.f0 * 1.2, "profile": tone[2]}
     off = GmmEngine(options={"class_weight": 0.0, "correct": 0}).convert(y, **kw)
     world = WorldEngine(options={"knn_k": 0, "knn_weight": 0.0}).convert(y, **kw)
@@ -123,16 +117,18 @@ def test_class_mapper_moves_each_class_by_its_mean_difference() -> None:
 def test_outdated_and_malformed_profiles(tone: tuple[np.ndarray, F0Track, VoiceProfile]) -> None:
     y, track, profile = tone
     kw: dict[str, Any] = {"sr": SR, "f0": track, "target_f0": track.f0}
-    world_only = _profile({k: v for k, v in profile.features.items() if k.startswith("world.")}, name="old")
+    world_only = engine_profile(
+        {k: v for k, v in profile.features.items() if k.startswith("world.")}, name="old"
+    )
     with pytest.raises(ParameterError) as err:
         GmmEngine().convert(y, profile=world_only, **kw)
     assert err.value.code == "profile_outdated"
     assert err.value.details["rebuild"] == "autovoice profile create 'old' FILE..."
-    stale = _profile({**profile.features, "gmm.version": np.array([FEATURE_VERSION + 1], np.int32)})
+    stale = engine_profile({**profile.features, "gmm.version": np.array([FEATURE_VERSION + 1], np.int32)})
     with pytest.raises(ParameterError) as err:
         GmmEngine().convert(y, profile=stale, **kw)
     assert err.value.code == "profile_outdated"
-    broken = _profile({**profile.features, "gmm.variances": -profile.features["gmm.variances"]})
+    broken = engine_profile({**profile.features, "gmm.variances": -profile.features["gmm.variances"]})
     with pytest.raises(ParameterError) as err:
         GmmEngine().convert(y, profile=broken, **kw)
     assert err.value.code == "profile_incompatible"
@@ -150,7 +146,7 @@ def test_real_speech_moves_toward_the_target(speech_dir: Any) -> None:
     from autovoice.engines import world
 
     tgt = np.concatenate([load(f, sr=SR, mono=True)[0] for f in speaker_files(FEMALE[1])[:3]])
-    profile = _profile(_features(tgt, estimate_f0(tgt, sr=SR)))
+    profile = engine_profile(_features(tgt, estimate_f0(tgt, sr=SR)))
     y = load(speaker_files(MALE[0])[6], sr=SR, mono=True)[0][: 6 * SR]
     track = estimate_f0(y, sr=SR)
     plan = track.f0 * 2.0 ** (12 / 12)
@@ -173,9 +169,9 @@ def test_correction_in_windows_equals_one_window(tone: tuple[np.ndarray, F0Track
     the result is the one-window result."""
     from autovoice.engines.gmm import _correct, resolve_options
 
-    f = _melody(9.0, sr=SR, notes=(150.0, 180.0, 165.0), vibrato=0.02)
-    y = 0.5 * _voice_like(f, sr=SR, seed=3)
-    track = _track(f, sr=SR, voiced=_voicing(len(y), sr=SR))
+    f = melody(9.0, sr=SR, notes=(150.0, 180.0, 165.0), vibrato=0.02)
+    y = 0.5 * voice_like(f, sr=SR, seed=3)
+    track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
     kw: dict[str, Any] = {"sr": SR, "target_f0": track.f0, "hop_s": track.hop_s, "profile": tone[2]}
     windows = _correct(y, options=resolve_options("balanced", {"window_s": 2.0}), **kw)
     whole = _correct(y, options=resolve_options("balanced", {"window_s": 60.0}), **kw)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autovoice.analysis.f0 import F0Track
 from autovoice.engines import get_engine
 from autovoice.engines.checkpoints import inspect_model
 from autovoice.engines.trained import windows
@@ -20,31 +18,10 @@ from autovoice.models.cache import CACHE
 from autovoice.models.hubert import add_local
 from autovoice.profiles import ModelFiles
 from tests.engines.fakes import Model, write_fairseq_hubert, write_index, write_rvc
+from tests.support import VOCAL_SR as SR
+from tests.support import sung_vocal
 
-SR = 44100
-
-
-@pytest.fixture(autouse=True)
-def _forget_models() -> Iterator[None]:
-    """Each test's random models leave the process-wide cache when it ends (keeps the suite's memory flat)."""
-    yield
-    CACHE.drop("encoder:", "rvc:", "sovits:")
-
-
-def _vocal(seconds: float = 1.5) -> tuple[np.ndarray, F0Track]:
-    """A sung-like tone: 220 Hz with vibrato and 8 harmonics, a silent gap in the middle."""
-    hop = 0.01
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    f0 = 220 * 2 ** (0.3 / 12 * np.sin(2 * np.pi * 5 * t))
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    y = sum(0.3 / k * np.sin(k * phase) for k in range(1, 9))
-    gap = (t > 0.6) & (t < 0.8)
-    y[gap] = 0
-    frames = np.arange(int(seconds / hop))
-    track = 220 * 2 ** (0.3 / 12 * np.sin(2 * np.pi * 5 * frames * hop))
-    track[(frames * hop > 0.6) & (frames * hop < 0.8)] = 0
-    return y.astype(np.float32), F0Track(track.astype(np.float32), hop, "test")
+pytestmark = pytest.mark.usefixtures("forget_models")
 
 
 @pytest.fixture
@@ -57,7 +34,7 @@ def v1_profile(tmp_path: Path) -> Any:
 
 
 def test_rvc_v1_converts_at_the_planned_pitch_length_and_rate(v1_profile: Any) -> None:
-    y, track = _vocal()
+    y, track = sung_vocal()
     engine = get_engine("rvc")
     target = track.f0 * 2 ** (2 / 12)
     out = engine.convert(y, sr=SR, f0=track, target_f0=target, profile=v1_profile)
@@ -87,14 +64,14 @@ def test_rvc_v2_48k_model_runs(tmp_path: Path) -> None:
     profile = SimpleNamespace(
         name="bob", models=[Model("m", inspect_model(pth, index=index), ModelFiles(pth, index))]
     )
-    y, track = _vocal(1.0)
+    y, track = sung_vocal(1.0)
     out = get_engine("rvc").convert(y, sr=SR, f0=track, target_f0=track.f0, profile=profile)
     assert out.shape == y.shape
     assert np.sqrt(np.mean(out**2)) > 1e-3
 
 
 def test_rvc_errors(v1_profile: Any, tmp_path: Path) -> None:
-    y, track = _vocal(0.5)
+    y, track = sung_vocal(0.5)
     engine = get_engine("rvc")
     with pytest.raises(AutoVoiceError) as e:
         engine.convert(y, sr=SR, f0=track, target_f0=track.f0, profile=SimpleNamespace(name="x", models=[]))
@@ -126,7 +103,7 @@ def test_either_name_of_the_embedder_lets_a_model_convert(
     info = inspect_model(pth)
     assert info.embedder == ("contentvec" if applio else "hubert_base") != added_as
     profile = SimpleNamespace(name="e", models=[Model("m", info, ModelFiles(pth))])
-    y, track = _vocal(0.5)
+    y, track = sung_vocal(0.5)
     out = get_engine("rvc").convert(y, sr=SR, f0=track, target_f0=track.f0, profile=profile)
     assert out.shape == y.shape
     assert np.sqrt(np.mean(out**2)) > 1e-3
@@ -159,7 +136,7 @@ def test_add_user_weights_checks_with_the_right_loader(tmp_path: Path) -> None:
 def test_missing_content_encoder_says_how_to_add_it(tmp_path: Path) -> None:
     pth = write_rvc(tmp_path / "voice.pth", version="v2")
     profile = SimpleNamespace(name="c", models=[Model("m", inspect_model(pth), ModelFiles(pth))])
-    y, track = _vocal(0.5)
+    y, track = sung_vocal(0.5)
     with pytest.raises(AutoVoiceError) as e:
         get_engine("rvc").convert(y, sr=SR, f0=track, target_f0=track.f0, profile=profile)
     assert e.value.code == "model_unavailable"
@@ -179,7 +156,7 @@ def test_output_follows_the_planned_melody(v1_profile: Any) -> None:
     """Even with random weights the NSF source sets the pitch: a fifth up comes out a fifth up."""
     from autovoice.analysis import estimate_f0
 
-    y, track = _vocal()
+    y, track = sung_vocal()
     target = track.f0 * 1.5
     out = get_engine("rvc").convert(y, sr=SR, f0=track, target_f0=target, profile=v1_profile)
     got = estimate_f0(out, sr=SR).f0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,18 +13,13 @@ from autovoice.engines import get_engine
 from autovoice.engines.checkpoints import inspect_model
 from autovoice.engines.sovits.engine import interpolate_unvoiced
 from autovoice.errors import AutoVoiceError
-from autovoice.models.cache import CACHE
 from autovoice.models.hubert import add_local
 from autovoice.profiles import ModelFiles
 from tests.engines.fakes import Model, write_fairseq_hubert, write_sovits
-from tests.engines.test_rvc import SR, _vocal
+from tests.support import VOCAL_SR as SR
+from tests.support import sung_vocal
 
-
-@pytest.fixture(autouse=True)
-def _forget_models() -> Iterator[None]:
-    """Each test's random models leave the process-wide cache when it ends (keeps the suite's memory flat)."""
-    yield
-    CACHE.drop("encoder:", "rvc:", "sovits:")
+pytestmark = pytest.mark.usefixtures("forget_models")
 
 
 def _kmeans(path: Path, dim: int, speakers: tuple[str, ...]) -> Path:
@@ -47,7 +41,7 @@ def test_sovits_40_converts_with_speaker_noise_scale_and_cluster(tmp_path: Path)
     profile = SimpleNamespace(
         name="a", models=[Model("s", info, ModelFiles(pth, config=config, cluster=cluster))]
     )
-    y, track = _vocal(0.6)
+    y, track = sung_vocal(0.6)
     engine = get_engine("sovits")
     out = engine.convert(y, sr=SR, f0=track, target_f0=track.f0 * 0.5, profile=profile)
     assert out.shape == y.shape
@@ -73,7 +67,7 @@ def test_sovits_41_converts(tmp_path: Path) -> None:
     profile = SimpleNamespace(
         name="b", models=[Model("s", inspect_model(pth, config=config), ModelFiles(pth, config=config))]
     )
-    y, track = _vocal(1.0)
+    y, track = sung_vocal(1.0)
     out = get_engine("sovits").convert(y, sr=SR, f0=track, target_f0=track.f0, profile=profile)
     assert out.shape == y.shape
     assert np.sqrt(np.mean(out**2)) > 1e-3

@@ -19,10 +19,21 @@ from autovoice.engines.world import (
     WorldEngine,
 )
 from autovoice.errors import AudioError, AutoVoiceError, ParameterError
-from autovoice.profiles.profile import SampleQuality, VoiceProfile
-from tests.support import FEMALE, MALE, harmonic_tone, speaker_files
+from autovoice.profiles.profile import VoiceProfile
+from tests.support import (
+    F0_HOP_S,
+    FEMALE,
+    MALE,
+    engine_profile,
+    harmonic_tone,
+    known_track,
+    melody,
+    speaker_files,
+    voice_like,
+    voicing,
+)
 
-HOP_S = 0.01
+HOP_S = F0_HOP_S
 KEYS = {
     "version": ((1,), np.int32),
     "mcep_mean_v": ((N_CEP,), np.float32),
@@ -33,62 +44,18 @@ KEYS = {
 }
 
 
-def _melody(seconds: float, *, sr: int, notes: tuple[float, ...], vibrato: float = 0.0) -> np.ndarray:
-    """Per-sample F0 (Hz): equal-length notes with an optional 5 Hz vibrato (fraction of F0)."""
-    n = int(sr * seconds)
-    t = np.arange(n) / sr
-    step = np.asarray(notes)[np.minimum((t / seconds * len(notes)).astype(int), len(notes) - 1)]
-    return np.asarray(step * (1 + vibrato * np.sin(2 * np.pi * 5 * t)))
-
-
-def _track(f_per_sample: np.ndarray, *, sr: int, voiced: np.ndarray | None = None) -> F0Track:
-    """The known F0 of a generated signal on the 10 ms grid (frame i at i * 10 ms)."""
-    n = int(np.ceil(len(f_per_sample) / sr / HOP_S))
-    idx = np.minimum((np.arange(n) * HOP_S * sr).astype(int), len(f_per_sample) - 1)
-    f0 = f_per_sample[idx].astype(np.float32)
-    if voiced is not None:
-        f0[~voiced] = 0.0
-    return F0Track(f0, HOP_S, "known")
-
-
 def _profile(features: dict[str, np.ndarray], name: str = "target") -> VoiceProfile:
-    """A profile holding only what the engine reads (``build_profile`` is tested elsewhere)."""
-    return VoiceProfile(
-        id="prof_000000000000",
-        name=name,
-        created_at="2024-01-01T00:00:00+00:00",
-        revision=1,
-        embedding=np.zeros(256, np.float32),
-        vocal_range=None,  # type: ignore[arg-type]
-        quality=SampleQuality(0.0, 0.0, 0.0, 0.0, 0.0, 1),
-        sample_names=["generated"],
-        features={f"world.{k}": v for k, v in features.items()},
-    )
-
-
-def _voice_like(f_per_sample: np.ndarray, *, sr: int, seed: int = 0) -> np.ndarray:
-    """A harmonic tone with 0.3 s noise bursts (fricative-like) every second: voiced and unvoiced."""
-    y = harmonic_tone(f_per_sample, sr=sr, n_harmonics=30).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    seg = int(0.3 * sr)
-    for start in range(int(0.7 * sr), len(y) - seg, sr):
-        y[start : start + seg] = 0.05 * rng.standard_normal(seg)
-    return y.astype(np.float32)
-
-
-def _voicing(n_samples: int, *, sr: int) -> np.ndarray:
-    """Voiced mask (10 ms frames) matching :func:`_voice_like`'s noise bursts."""
-    t = np.arange(int(np.ceil(n_samples / sr / HOP_S))) * HOP_S
-    return ~(((t % 1.0) >= 0.7) & ((t % 1.0) < 1.0) & (t >= 0.7))
+    """A profile holding only the given world features (keys without the ``world.`` prefix)."""
+    return engine_profile({f"world.{k}": v for k, v in features.items()}, name)
 
 
 @pytest.fixture(scope="module")
 def tone_profile() -> VoiceProfile:
     """A profile from a generated 'voice' at ~200 Hz (6 s at 16 kHz)."""
     sr = 16_000
-    f = _melody(6.0, sr=sr, notes=(190.0, 210.0, 230.0), vibrato=0.01)
-    y = _voice_like(f, sr=sr, seed=1)
-    feats = WorldEngine().profile_features(y, sr=sr, f0=_track(f, sr=sr, voiced=_voicing(len(y), sr=sr)))
+    f = melody(6.0, sr=sr, notes=(190.0, 210.0, 230.0), vibrato=0.01)
+    y = voice_like(f, sr=sr, seed=1)
+    feats = WorldEngine().profile_features(y, sr=sr, f0=known_track(f, sr=sr, voiced=voicing(len(y), sr=sr)))
     return _profile(feats)
 
 
@@ -115,9 +82,9 @@ def test_profile_features_keys_shapes_and_size(tone_profile: VoiceProfile) -> No
 
 def test_profile_features_do_not_depend_on_the_sample_rate(tone_profile: VoiceProfile) -> None:
     sr = 44_100
-    f = _melody(6.0, sr=sr, notes=(190.0, 210.0, 230.0), vibrato=0.01)
-    y = _voice_like(f, sr=sr, seed=1)
-    feats = WorldEngine().profile_features(y, sr=sr, f0=_track(f, sr=sr, voiced=_voicing(len(y), sr=sr)))
+    f = melody(6.0, sr=sr, notes=(190.0, 210.0, 230.0), vibrato=0.01)
+    y = voice_like(f, sr=sr, seed=1)
+    feats = WorldEngine().profile_features(y, sr=sr, f0=known_track(f, sr=sr, voiced=voicing(len(y), sr=sr)))
     ref = tone_profile.features["world.mcep_mean_v"]
     # Same voice at another rate: the same voiced mean cepstrum, within a small tolerance.
     assert np.abs(feats["mcep_mean_v"][1:20] - ref[1:20]).max() < 0.5
@@ -128,9 +95,9 @@ def test_profile_features_do_not_depend_on_the_sample_rate(tone_profile: VoicePr
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sr", [16_000, 22_050, 44_100, 48_000])
 def test_convert_keeps_length_rate_and_dtype(sr: int, tone_profile: VoiceProfile) -> None:
-    f = _melody(1.234, sr=sr, notes=(150.0, 170.0))
-    y = _voice_like(f, sr=sr)
-    track = _track(f, sr=sr, voiced=_voicing(len(y), sr=sr))
+    f = melody(1.234, sr=sr, notes=(150.0, 170.0))
+    y = voice_like(f, sr=sr)
+    track = known_track(f, sr=sr, voiced=voicing(len(y), sr=sr))
     out = WorldEngine().convert(y, sr=sr, f0=track, target_f0=track.f0 * 1.2, profile=tone_profile)
     assert out.shape == y.shape
     assert out.dtype == np.float32
@@ -144,9 +111,9 @@ def test_convert_keeps_length_rate_and_dtype(sr: int, tone_profile: VoiceProfile
 def test_band_above_8k_is_kept_at_44k(tone_profile: VoiceProfile) -> None:
     """The profile covers 0..8 kHz (16 kHz enrollment); a 44.1 kHz vocal keeps its own upper band."""
     sr = 44_100
-    f = _melody(2.0, sr=sr, notes=(200.0, 180.0))
+    f = melody(2.0, sr=sr, notes=(200.0, 180.0))
     y = harmonic_tone(f, sr=sr, n_harmonics=80)  # harmonics up to 16 kHz
-    track = _track(f, sr=sr)
+    track = known_track(f, sr=sr)
     out = WorldEngine().convert(y, sr=sr, f0=track, target_f0=track.f0, profile=tone_profile)
 
     def band_db(v: np.ndarray, lo: float, hi: float) -> float:
@@ -160,9 +127,9 @@ def test_band_above_8k_is_kept_at_44k(tone_profile: VoiceProfile) -> None:
 @pytest.mark.parametrize("preset", list(PRESET_OPTIONS))
 def test_known_melody_is_kept_within_20_cents(preset: str, tone_profile: VoiceProfile) -> None:
     sr = 44_100
-    f = _melody(3.0, sr=sr, notes=(220.0, 247.0, 262.0, 196.0), vibrato=0.02)
+    f = melody(3.0, sr=sr, notes=(220.0, 247.0, 262.0, 196.0), vibrato=0.02)
     y = harmonic_tone(f, sr=sr, n_harmonics=30)
-    track = _track(f, sr=sr)
+    track = known_track(f, sr=sr)
     target = (track.f0 * 2 ** (3 / 12)).astype(np.float32)  # planned: three semitones up
     out = WorldEngine(preset=preset).convert(  # type: ignore[arg-type]
         y, sr=sr, f0=track, target_f0=target, profile=tone_profile
@@ -177,9 +144,9 @@ def test_known_melody_is_kept_within_20_cents(preset: str, tone_profile: VoicePr
 def test_windows_join_without_seams(tone_profile: VoiceProfile) -> None:
     """Short processing windows give the same result as one window (pulse phase carried over)."""
     sr = 16_000
-    f = _melody(7.0, sr=sr, notes=(200.0, 180.0, 220.0), vibrato=0.02)
+    f = melody(7.0, sr=sr, notes=(200.0, 180.0, 220.0), vibrato=0.02)
     y = harmonic_tone(f, sr=sr, n_harmonics=30)
-    track = _track(f, sr=sr)
+    track = known_track(f, sr=sr)
     one = WorldEngine().convert(y, sr=sr, f0=track, target_f0=track.f0, profile=tone_profile)
     many = WorldEngine(options={"window_s": 1.5}).convert(
         y, sr=sr, f0=track, target_f0=track.f0, profile=tone_profile
@@ -196,9 +163,9 @@ def test_windows_join_without_seams(tone_profile: VoiceProfile) -> None:
 
 def test_progress_and_reproducibility(tone_profile: VoiceProfile) -> None:
     sr = 16_000
-    f = _melody(2.0, sr=sr, notes=(200.0,))
-    y = _voice_like(f, sr=sr)
-    track = _track(f, sr=sr, voiced=_voicing(len(y), sr=sr))
+    f = melody(2.0, sr=sr, notes=(200.0,))
+    y = voice_like(f, sr=sr)
+    track = known_track(f, sr=sr, voiced=voicing(len(y), sr=sr))
     calls: list[tuple[float, str]] = []
     a = WorldEngine().convert(
         y,

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autovoice.analysis import cents, estimate_f0, vocal_range
-from autovoice.engines.world import WorldEngine
+from autovoice.analysis import cents, estimate_f0
 from autovoice.errors import AutoVoiceError
 from autovoice.pipeline.live import (
     AUTO_KEY_FRAMES,
@@ -22,38 +21,9 @@ from autovoice.pipeline.live import (
     stream_array,
 )
 from autovoice.profiles import VoiceProfile
-from tests.support import FEMALE, MALE, SPEECH, harmonic_tone, speaker_files
+from tests.support import FEMALE, MALE, SPEECH, breathy_voice, speaker_files
 
 SR = 16_000
-
-
-def _voice(f0: np.ndarray, *, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """A harmonic tone following ``f0`` (Hz per sample) with a little breath noise."""
-    rng = np.random.default_rng(seed)
-    y = harmonic_tone(f0, sr=sr) + 0.003 * rng.standard_normal(len(f0)).astype(np.float32)
-    return y.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def tone_profile() -> VoiceProfile:
-    """A profile of a synthetic voice around 220 Hz (world features, vocal range), built in ~1 s."""
-    t = np.arange(int(4.0 * SR)) / SR
-    f0 = 220.0 * 2 ** (2.0 * np.sin(2 * np.pi * 0.5 * t) / 12)  # +-2 semitones
-    y = _voice(f0)
-    y[int(1.9 * SR) : int(2.1 * SR)] = 0.01 * np.random.default_rng(1).standard_normal(int(0.2 * SR))
-    track = estimate_f0(y, sr=SR)
-    feats = WorldEngine().profile_features(y, sr=SR, f0=track)
-    return VoiceProfile(
-        id="prof_000000000001",
-        name="tone",
-        created_at="2026-01-01T00:00:00Z",
-        revision=1,
-        embedding=None,
-        vocal_range=vocal_range(track),
-        quality=None,
-        sample_names=[],
-        features={f"world.{k}": v for k, v in feats.items()},
-    )
 
 
 #: For the tests whose engine is a stand-in: the cheapest tracker (its F0 is not used).
@@ -90,14 +60,14 @@ class PassThrough:
         return np.asarray(x, dtype=np.float32).copy()
 
 
-def test_latency_is_block_plus_lookahead_plus_crossfade(tone_profile: VoiceProfile) -> None:
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
+def test_latency_is_block_plus_lookahead_plus_crossfade(live_tone_profile: VoiceProfile) -> None:
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
     lat = conv.latency
     assert conv.block_size == lat.block == 640  # 40 ms
     assert lat.total_ms == pytest.approx(40 + 40 + 10 + 4)
     assert lat.to_dict()["total_ms"] == pytest.approx(94.0)
     conv = LiveConverter(
-        tone_profile,
+        live_tone_profile,
         sr=48_000,
         options=LiveOptions(block_ms=20, crossfade_ms=5, sola_search_ms=0),
         stream=PassThrough(),
@@ -106,12 +76,14 @@ def test_latency_is_block_plus_lookahead_plus_crossfade(tone_profile: VoiceProfi
     assert conv.latency.total_ms == pytest.approx(20 + 40 + 5)
 
 
-def test_pass_through_stream_comes_out_exactly_delayed(tone_profile: VoiceProfile) -> None:
+def test_pass_through_stream_comes_out_exactly_delayed(live_tone_profile: VoiceProfile) -> None:
     """With an engine that changes nothing, the live path returns the input itself: same length, the
     constant delay removed, and the joins (SOLA + crossfade) invisible."""
     rng = np.random.default_rng(3)
-    y = _voice(np.full(int(1.3 * SR), 180.0)) + 0.05 * rng.standard_normal(int(1.3 * SR)).astype(np.float32)
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
+    y = breathy_voice(np.full(int(1.3 * SR), 180.0), sr=SR) + 0.05 * rng.standard_normal(
+        int(1.3 * SR)
+    ).astype(np.float32)
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
     out, stats = stream_array(y, conv, clock=UnhurriedClock())
     assert out.shape == y.shape
     assert out.dtype == np.float32
@@ -124,13 +96,13 @@ def test_pass_through_stream_comes_out_exactly_delayed(tone_profile: VoiceProfil
     assert stats.latency_ms == pytest.approx(94.0)
 
 
-def test_world_stream_keeps_length_pitch_and_has_no_clicks(tone_profile: VoiceProfile) -> None:
+def test_world_stream_keeps_length_pitch_and_has_no_clicks(live_tone_profile: VoiceProfile) -> None:
     """A voice gliding 150 -> 190 Hz, shifted +5 semitones: the output follows the planned pitch, and
     no sample-to-sample jump at a block join exceeds the output's own largest jump elsewhere."""
     n = int(1.5 * SR)
     f0 = np.geomspace(150.0, 190.0, n)
-    y = _voice(f0)
-    conv = LiveConverter(tone_profile, sr=SR, options=LiveOptions(pitch_shift=5))
+    y = breathy_voice(f0, sr=SR)
+    conv = LiveConverter(live_tone_profile, sr=SR, options=LiveOptions(pitch_shift=5))
     out, stats = stream_array(y, conv, clock=UnhurriedClock())
     assert out.shape == y.shape
     assert stats.dropped == 0
@@ -158,16 +130,21 @@ def test_world_stream_keeps_length_pitch_and_has_no_clicks(tone_profile: VoicePr
     assert jumps[near].max() <= 1.05 * jumps[~near].max()
 
 
-def test_auto_key_is_chosen_once_and_held(tone_profile: VoiceProfile) -> None:
+def test_auto_key_is_chosen_once_and_held(live_tone_profile: VoiceProfile) -> None:
     """A source a fifth below the profile: the shift settles near +7 and stays there while the source
     later moves up a whole octave."""
-    assert tone_profile.vocal_range is not None
-    target = tone_profile.vocal_range.median_hz
+    assert live_tone_profile.vocal_range is not None
+    target = live_tone_profile.vocal_range.median_hz
     n1, n2 = int(1.5 * SR), int(1.0 * SR)
     f0 = np.concatenate([np.full(n1, target * 2 ** (-7 / 12)), np.full(n2, target * 2 ** (5 / 12))])
-    conv = LiveConverter(tone_profile, sr=SR, options=LiveOptions(auto_key=True, f0_method="dio"))
+    conv = LiveConverter(live_tone_profile, sr=SR, options=LiveOptions(auto_key=True, f0_method="dio"))
     shifts = []
-    stream_array(_voice(f0), conv, clock=UnhurriedClock(), on_block=lambda k, s: shifts.append(s.pitch_shift))
+    stream_array(
+        breathy_voice(f0, sr=SR),
+        conv,
+        clock=UnhurriedClock(),
+        on_block=lambda k, s: shifts.append(s.pitch_shift),
+    )
     decided = [s for s in shifts if s is not None]
     assert decided
     assert abs(decided[-1] - 7.0) < 0.3
@@ -176,11 +153,11 @@ def test_auto_key_is_chosen_once_and_held(tone_profile: VoiceProfile) -> None:
     assert len(set(decided[held_from:])) == 1
 
 
-def test_a_slow_engine_drops_blocks_instead_of_drifting(tone_profile: VoiceProfile) -> None:
+def test_a_slow_engine_drops_blocks_instead_of_drifting(live_tone_profile: VoiceProfile) -> None:
     """Every third block takes 1.5 blocks' time: those blocks (and any block waiting behind them)
     are dropped and play silence; every other block comes out at the same constant delay."""
-    y = _voice(np.full(int(1.6 * SR), 200.0))
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
+    y = breathy_voice(np.full(int(1.6 * SR), 200.0), sr=SR)
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
     out, stats = stream_array(y, conv, clock=ScriptedClock(lambda i: 0.06 if i % 3 == 1 else 0.01))
     assert out.shape == y.shape
     b = conv.block_size
@@ -207,8 +184,8 @@ def test_a_slow_engine_drops_blocks_instead_of_drifting(tone_profile: VoiceProfi
     assert stats.late == stats.dropped  # nothing waited behind a late block: none was skipped
 
 
-def test_stats_measure_the_real_processing_time(tone_profile: VoiceProfile) -> None:
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough(0.008))
+def test_stats_measure_the_real_processing_time(live_tone_profile: VoiceProfile) -> None:
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough(0.008))
     _, stats = stream_array(np.zeros(SR // 2, np.float32), conv, clock=UnhurriedClock())
     assert stats.processing_ms_p50 is not None
     assert stats.processing_ms_p50 >= 8.0
@@ -218,9 +195,9 @@ def test_stats_measure_the_real_processing_time(tone_profile: VoiceProfile) -> N
     assert stats.p99_share == pytest.approx(stats.processing_ms_p99 / 40.0)
 
 
-def test_gains_and_pitch_change_while_streaming(tone_profile: VoiceProfile) -> None:
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
-    x = _voice(np.full(conv.block_size, 200.0))
+def test_gains_and_pitch_change_while_streaming(live_tone_profile: VoiceProfile) -> None:
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
+    x = breathy_voice(np.full(conv.block_size, 200.0), sr=SR)
     for _ in range(4):
         conv.process(x)
     before = np.abs(conv.process(x)).max()
@@ -251,11 +228,11 @@ def test_bad_options_are_refused_with_a_code(fields: dict[str, Any], code: str) 
     assert err.value.code == code
 
 
-def test_bad_rates_blocks_and_engines_are_refused(tone_profile: VoiceProfile) -> None:
+def test_bad_rates_blocks_and_engines_are_refused(live_tone_profile: VoiceProfile) -> None:
     with pytest.raises(AutoVoiceError) as err:
         check_sample_rate(22_050)
     assert err.value.code == "invalid_sample_rate"
-    conv = LiveConverter(tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
+    conv = LiveConverter(live_tone_profile, sr=SR, options=CHEAP, stream=PassThrough())
     for bad in (np.zeros(100, np.float32), np.full(conv.block_size, np.nan, np.float32)):
         with pytest.raises(AutoVoiceError) as err:
             conv.process(bad)
@@ -265,7 +242,7 @@ def test_bad_rates_blocks_and_engines_are_refused(tone_profile: VoiceProfile) ->
         name = "offline-only"
 
     with pytest.raises(AutoVoiceError) as err:
-        open_engine_stream(Offline(), tone_profile, sr=SR, preset="balanced", options={})  # type: ignore[arg-type]
+        open_engine_stream(Offline(), live_tone_profile, sr=SR, preset="balanced", options={})  # type: ignore[arg-type]
     assert err.value.code == "engine_cannot_stream"
     assert "world" in err.value.details["streaming_engines"]
 
