@@ -3,7 +3,6 @@ share ``distributed``: a fresh PostgreSQL schema and Redis database for distribu
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -11,26 +10,18 @@ import pytest
 
 from autovoice.config import Settings
 from tests.service.conftest import configure, long_clip, profile_id, short_clip, voice_profile
+from tests.support import PG, postgres_and_redis
 
 __all__ = ["configure", "distributed", "long_clip", "profile_id", "short_clip", "voice_profile"]
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/9"  # a database of its own (others: 10, 11, 13, 14; bench/load.py: 12)
-
-
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def distributed(configure: Callable[..., Settings], settings: Settings) -> Iterator[dict[str, str]]:
     """Environment for a server and workers on a fresh PostgreSQL schema and Redis database (also applied
     to this process's settings); no process is started."""
-    if not (_reachable(5432) and _reachable(6379)):
+    if not postgres_and_redis():
         pytest.skip("needs PostgreSQL and Redis on 127.0.0.1")
     import psycopg
     import redis

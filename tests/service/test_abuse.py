@@ -302,7 +302,7 @@ def test_slow_clients_are_timed_out(server: dict[str, Any], settings: Settings) 
     # 3. a client that hangs up half-way through its upload.
     gone = socket.create_connection(("127.0.0.1", port))
     gone.sendall(HEAD + b"\0" * 50_000)
-    time.sleep(0.3)
+    wait_until(lambda: leftovers(settings.data_dir) != [], timeout=10, what="the upload's scratch folder")
     gone.close()
 
     wait_until(lambda: leftovers(settings.data_dir) == [], timeout=10, what="scratch folders removed")
@@ -335,7 +335,14 @@ def test_api_keys_never_reach_the_logs(server: dict[str, Any], settings: Setting
                 ws.recv(timeout=5)
         except Exception:  # closed by the server with an error event or a close code: both fine
             pass
-    time.sleep(0.5)
+    # A WebSocket's line is written when the server has closed it: once both are in, the log holds every
+    # request above.
+    wait_until(
+        lambda: server["log"].read_text(errors="replace").count("WS /") >= 2,
+        timeout=10,
+        what="both WebSocket sessions logged",
+        log=server["log"],
+    )
     log = server["log"].read_text(errors="replace")
     assert "/api/v1/profiles" in log  # the requests were logged...
     assert secret not in log  # ...without the key

@@ -3,7 +3,6 @@ spread over them, rate-limit counters are shared through Redis, and ``/metrics``
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from autovoice.config import Settings
 from autovoice.errors import ParameterError
 from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import PG, postgres_and_redis
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/10"  # a database of its own; flushed by these tests
-
-
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_embedded_mode_refuses_several_processes(settings: Settings) -> None:
@@ -43,7 +34,7 @@ def two_processes(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]
     import psycopg
     import redis
 
-    if not (_reachable(5432) and _reachable(6379)):
+    if not postgres_and_redis():
         pytest.skip("needs PostgreSQL and Redis on 127.0.0.1")
     schema = f"t_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG, autocommit=True) as conn:

@@ -6,7 +6,6 @@ clip through the API and scrapes the worker."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,18 +25,10 @@ from tests.service.conftest import (
     wait_for,
     wait_until,
 )
+from tests.support import PG, postgres_and_redis, reachable
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/11"  # a database of its own; flushed by these tests
 WORKER = "from autovoice.cli.serve import worker; worker(concurrency=2, name='metrics@%h')"
-
-
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -84,14 +75,14 @@ def worker_with_metrics(
     import psycopg
     import redis
 
-    if not (_reachable(5432) and _reachable(6379)):
+    if not postgres_and_redis():
         pytest.skip("needs PostgreSQL and Redis on 127.0.0.1")
     schema = f"t_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     redis.Redis.from_url(REDIS).flushdb()
     port = free_port()
-    while _reachable(port + 1):  # the second process takes the next port
+    while reachable(port + 1):  # the second process takes the next port
         port = free_port()
     env = {
         "AUTOVOICE_DATABASE_URL": f"{PG}?options=-csearch_path%3D{schema}",
