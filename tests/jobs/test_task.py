@@ -159,7 +159,7 @@ def test_local_queue_shutdown_requeues_running_job(
     assert started.wait(30)
     queue.shutdown()  # stops at the next progress step
     row = _row(ctx, job_id)
-    assert (row.status, row.stage, row.attempts) == ("queued", "interrupted", 0)
+    assert (row.status, row.stage, row.attempts, row.requeued) == ("queued", "interrupted", 0, "shutdown")
 
 
 def test_local_bus_delivers_across_threads() -> None:
