@@ -134,10 +134,12 @@ def test_reaper_requeues_a_job_whose_worker_stopped_beating(
     _lost(ctx, lost)
     _lost(ctx, alive, worker="busy-host:7", age_s=0.0)
     sent: list[str] = []
-    reaper = Reaper(store, sent.append, ctx.settings)
+    reasons: list[str] = []
+    reaper = Reaper(store, sent.append, ctx.settings, on_requeue=reasons.append)
     assert reaper.stale_after_s == 1.0
     assert reaper.sweep() == [lost]
     assert sent == [lost]
+    assert reasons == ["worker_lost"]
     row = _row(ctx, lost)
     assert (row.status, row.stage, row.requeued, row.attempts) == ("queued", "requeued", "worker_lost", 1)
     assert _row(ctx, alive).status == "running"  # its worker beats: left alone
@@ -184,11 +186,16 @@ def test_duplicate_delivery_is_left_to_the_live_worker(
 def test_redelivery_after_a_killed_child_takes_over_at_once(
     ctx: JobContext, short_clip: Path, profile_id: str
 ) -> None:
+    from autovoice.service.observability import Metrics
+
+    metrics = Metrics(None)  # a worker's: it counts the takeover
+    worker = JobContext(settings=ctx.settings, db=ctx.db, bus=LocalBus(), observer=metrics)
     job_id = _job(ctx, short_clip, profile_id)
     _lost(ctx, job_id, worker=f"{HERE}:{_dead_pid()}", age_s=0.0)  # beat just now, but dead
-    assert run_job(job_id, ctx) == "completed"
+    assert run_job(job_id, worker) == "completed"
     row = _row(ctx, job_id)
-    assert (row.attempts, row.requeued, row.worker) == (2, "worker_lost", ctx.worker)
+    assert (row.attempts, row.requeued, row.worker) == (2, "worker_lost", worker.worker)
+    assert 'autovoice_jobs_requeued_total{reason="worker_lost"} 1.0' in metrics.render().decode()
 
 
 def test_a_superseded_run_stops_and_leaves_the_row(
@@ -220,6 +227,10 @@ def test_a_superseded_run_stops_and_leaves_the_row(
 
 
 def test_local_queue_reaps_and_reruns_a_lost_job(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
+    from autovoice.service.observability import Metrics
+
+    metrics = Metrics(lambda: {})
+    ctx.observer = metrics
     restarted = _job(ctx, short_clip, profile_id)
     _lost(ctx, restarted, age_s=0.0)  # running when the server died: re-queued at start
     queue = LocalQueue(ctx, workers=1)
@@ -234,6 +245,7 @@ def test_local_queue_reaps_and_reruns_a_lost_job(ctx: JobContext, short_clip: Pa
             time.sleep(0.2)
         row = _row(ctx, lost)
         assert (row.attempts, row.requeued) == (2, "worker_lost")
+        assert 'autovoice_jobs_requeued_total{reason="worker_lost"} 1.0' in metrics.render().decode()
         while _row(ctx, restarted).status != "completed":
             assert time.monotonic() < deadline
             time.sleep(0.2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -26,6 +27,11 @@ class QueueUnavailableError(AutoVoiceError):
 
     http_status = 503
     caller_error = False
+
+
+def _reaper(ctx: JobContext, store: JobStore, submit: Callable[[str], None]) -> Reaper:
+    on_requeue = getattr(ctx.observer, "job_requeued", None)
+    return Reaper(store, submit, ctx.settings, on_requeue=on_requeue if callable(on_requeue) else None)
 
 
 def _watch(ctx: JobContext, store: JobStore) -> None:
@@ -88,7 +94,7 @@ class LocalQueue:
             self.submit(job_id)
         # A job thread that stopped beating (its heartbeat could not be written for job_stale_after_s)
         # goes back to the pool; its old run stops at its next progress step (JobSuperseded).
-        self._reaper = Reaper(store, self.submit, self.ctx.settings)
+        self._reaper = _reaper(self.ctx, store, self.submit)
         self._reaper.start()
         _watch(self.ctx, store)
 
@@ -143,7 +149,7 @@ class CeleryQueue:
         if self.ctx is None:
             return
         store = JobStore(self.ctx.db, self.ctx.blobs)
-        self._reaper = Reaper(store, self.submit, self.ctx.settings)
+        self._reaper = _reaper(self.ctx, store, self.submit)
         self._reaper.start()
         _watch(self.ctx, store)
 

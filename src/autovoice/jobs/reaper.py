@@ -35,11 +35,21 @@ class Reaper:
         Sends a job id to the queue (:meth:`autovoice.jobs.queue.JobQueue.submit`).
     settings
         ``job_heartbeat_s`` and ``job_stale_after_s``.
+    on_requeue
+        Told the reason of each job re-queued (``autovoice_jobs_requeued_total``).
     """
 
-    def __init__(self, store: JobStore, submit: Callable[[str], None], settings: Settings) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        submit: Callable[[str], None],
+        settings: Settings,
+        *,
+        on_requeue: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.submit = submit
+        self.on_requeue = on_requeue
         self.interval_s = settings.job_heartbeat_s
         self.stale_after_s = effective_stale_after_s(settings)
         self._stop = threading.Event()
@@ -77,4 +87,6 @@ class Reaper:
                 "job %s lost its worker (no heartbeat for %.0f s); re-queued", job_id, self.stale_after_s
             )
             sent.append(job_id)
+            if self.on_requeue is not None:
+                self.on_requeue("worker_lost")
         return sent

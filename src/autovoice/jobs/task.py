@@ -201,6 +201,9 @@ def _run(job_id: str, ctx: JobContext) -> str:
                 return "skipped"
             log.warning("job %s was left running by %s (gone); taking it over", job_id, row.worker)
             row.requeued = "worker_lost"
+            requeued = getattr(ctx.observer, "job_requeued", None)
+            if callable(requeued):
+                requeued("worker_lost")
         row.attempts += 1
         if row.attempts > max_attempts:
             row.status, row.stage, row.finished_at, row.updated_at = "failed", "failed", now, now

@@ -220,6 +220,13 @@ class Metrics:
             buckets=_RTF_BUCKETS,
             registry=self.registry,
         )
+        self.jobs_requeued = Counter(
+            "autovoice_jobs_requeued",
+            "Jobs put back in the queue by this process, by reason (worker_lost: the reaper here, or a "
+            "redelivery taken over by a worker).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._state = _StateCollector(job_counts, queue_age)
         self.registry.register(self._state)
 
@@ -228,6 +235,9 @@ class Metrics:
         by the job queue when it starts (see :meth:`autovoice.jobs.JobStore.running_ages`)."""
         if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
             self._state.running_ages = ages
+
+    def job_requeued(self, reason: str) -> None:
+        self.jobs_requeued.labels(reason).inc()
 
     def job_finished(self, *, kind: str, preset: str, status: str, seconds: float, rtf: float | None) -> None:
         self.jobs_finished.labels(kind, status).inc()
