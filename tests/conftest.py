@@ -100,3 +100,11 @@ def speech_dir() -> Path:
 def live_tone_profile() -> VoiceProfile:
     """A profile of a synthetic voice around 220 Hz (world features, vocal range), built in ~1 s."""
     return tone_voice_profile()
+
+
+@pytest.fixture(scope="module")
+def sovits_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random-weights so-vits-svc 4.1 model in its tool's layout: ``(G_*.pth, config.json)``."""
+    fakes = pytest.importorskip("tests.engines.fakes")
+    pth, config = fakes.write_sovits(tmp_path_factory.mktemp("sovits"))
+    return Path(pth), Path(config)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import pytest
+
     from autovoice.analysis import F0Track
+    from autovoice.config import Settings
     from autovoice.profiles.profile import VoiceProfile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +40,16 @@ MALE = ("1688", "2033", "2414", "2609", "3005")
 def speaker_files(speaker: str) -> list[Path]:
     """The sorted utterance files of one LibriSpeech speaker."""
     return sorted((SPEECH / speaker).glob("*.flac"))
+
+
+def speech_clip(folder: Path, seconds: float = 4.0) -> Path:
+    """``seconds`` of speaker 1688 (male) written as ``folder/clip.wav``: a plain vocal to convert."""
+    import soundfile as sf
+
+    y, sr = sf.read(speaker_files("1688")[0], dtype="float32")
+    out = folder / "clip.wav"
+    sf.write(out, y[: int(seconds * sr)], sr)
+    return out
 
 
 def harmonic_tone(
@@ -185,3 +198,26 @@ def reachable(port: int) -> bool:
 def postgres_and_redis() -> bool:
     """Whether the local PostgreSQL (5432) and Redis (6379) the distributed-mode tests use answer."""
     return reachable(5432) and reachable(6379)
+
+
+# ------------------------------------------------------------------------------------------------
+# the CLI, the profile store and the web page
+# ------------------------------------------------------------------------------------------------
+def cli_json(capsys: pytest.CaptureFixture[str]) -> Any:
+    """The JSON document a ``--json`` command printed (what was captured since the last read)."""
+    import json
+
+    return json.loads(capsys.readouterr().out)
+
+
+def stored_profile_files(settings: Settings) -> list[str]:
+    """Every file under the profiles folder, relative and sorted (a profile's lock file is not data)."""
+    root = settings.profiles_dir
+    files = root.rglob("*") if root.is_dir() else []
+    return sorted(str(p.relative_to(root)) for p in files if p.name != ".lock")
+
+
+def assert_no_horizontal_scroll(page: Any) -> None:
+    """The Playwright ``page`` does not scroll sideways (1 px of rounding allowed)."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow} px"

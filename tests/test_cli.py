@@ -15,14 +15,9 @@ import soundfile as sf
 
 from autovoice.cli import run
 from autovoice.config import Settings
-from tests.support import FEMALE, harmonic_tone, speaker_files
+from tests.support import FEMALE, cli_json, harmonic_tone, speaker_files
 
 AUTOVOICE = Path(sys.executable).parent / "autovoice"
-
-
-def _json(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
-    out = capsys.readouterr().out
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 def test_help_is_fast_and_lists_commands() -> None:
@@ -57,11 +52,11 @@ def test_bad_input_exits_2_with_code_and_writes_nothing(
     corrupt.write_bytes(b"not audio at all" * 100)
     plot = tmp_path / "plot.png"
     assert run(["analyze", str(corrupt), "--plot", str(plot), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "unsupported_format"
+    assert cli_json(capsys)["error"]["code"] == "unsupported_format"
     assert not plot.exists()
 
     assert run(["profile", "create", "bad", str(corrupt), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "unsupported_format"
+    assert cli_json(capsys)["error"]["code"] == "unsupported_format"
     assert not settings.profiles_dir.exists() or not any(settings.profiles_dir.iterdir())
 
     short = tmp_path / "short.wav"
@@ -70,7 +65,7 @@ def test_bad_input_exits_2_with_code_and_writes_nothing(
     assert "audio_too_short" in capsys.readouterr().err
 
     assert run(["profile", "show", "nobody", "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "profile_not_found"
+    assert cli_json(capsys)["error"]["code"] == "profile_not_found"
 
 
 def test_analyze_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,7 +73,7 @@ def test_analyze_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str
     sf.write(str(wav), harmonic_tone(220.0, sr=22_050, seconds=3.0), 22_050)
     plot = tmp_path / "f0.png"
     assert run(["analyze", str(wav), "--plot", str(plot), "--json"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     assert doc["vocal_range"]["median_note"] == "A3"
     assert doc["sample_rate"] == 22_050
     assert doc["voiced_seconds"] == pytest.approx(3.0, abs=0.1)
@@ -89,7 +84,7 @@ def test_analyze_without_voice_reports_no_range(tmp_path: Path, capsys: pytest.C
     wav = tmp_path / "noise.wav"
     sf.write(str(wav), (np.random.default_rng(0).standard_normal(32_000) * 0.1).astype(np.float32), 16_000)
     assert run(["analyze", str(wav), "--json"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     assert doc["vocal_range"] is None
     assert doc["range_note"]
 
@@ -130,14 +125,14 @@ def test_profile_lifecycle_through_the_installed_script(speech_dir: Path, settin
 def test_tts_writes_speech_and_refuses_empty_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "hello.wav"
     assert run(["tts", "Hello, world!", "-o", str(out), "--json"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     assert doc["output"] == str(out)
     data, sr = sf.read(str(out))
     assert sr == doc["sample_rate"] == 22_050
     assert 0.5 < len(data) / sr < 3.0
     empty = tmp_path / "empty.wav"
     assert run(["tts", "   ", "-o", str(empty), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "empty_text"
+    assert cli_json(capsys)["error"]["code"] == "empty_text"
     assert not empty.exists()
 
 
@@ -165,7 +160,7 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
         ]
     )
     assert code == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     for key in ("output", "pitch_shift_semitones", "audio_seconds", "processing_seconds", "rtf", "metrics"):
         assert key in doc
     assert doc["metrics"]["similarity_gain"] > 0
@@ -180,11 +175,11 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     assert (
         run(["convert", str(src), "--profile", "target", "-o", str(bad), "--preset", "ultra", "--json"]) == 2
     )
-    assert _json(capsys)["error"]["code"] == "invalid_preset"
+    assert cli_json(capsys)["error"]["code"] == "invalid_preset"
     assert run(["convert", str(src), "--profile", "nobody", "-o", str(bad), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "profile_not_found"
+    assert cli_json(capsys)["error"]["code"] == "profile_not_found"
     assert run(["convert", str(src), "-p", "target", "-o", str(tmp_path / "no" / "x.wav"), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "output_dir_missing"
+    assert cli_json(capsys)["error"]["code"] == "output_dir_missing"
     assert not bad.exists()
     assert not (tmp_path / "no").exists()
 
@@ -267,7 +262,7 @@ def test_batch_output_folder_with_a_slash_is_created(
 
     # Without the slash a missing folder is refused before any work, with the fix in the message.
     assert run(["convert", str(folder), "-o", str(tmp_path / "converted"), *common, "--json"]) == 2
-    error = _json(capsys)["error"]
+    error = cli_json(capsys)["error"]
     assert error["code"] == "output_dir_missing"
     assert f"{tmp_path / 'converted'}/" in error["message"]
     assert not (tmp_path / "converted").exists()
@@ -284,7 +279,7 @@ def test_batch_output_folder_with_a_slash_is_created(
     # A file where the folder should be is a usage error, not a crash.
     (tmp_path / "taken").write_text("x")
     assert run(["convert", str(folder), "-o", f"{tmp_path / 'taken'}/", *common, "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "invalid_usage"
+    assert cli_json(capsys)["error"]["code"] == "invalid_usage"
 
 
 def test_one_input_into_a_new_folder_and_ctrl_c(
@@ -423,7 +418,7 @@ def test_hints_name_the_real_command(
 
 def test_verbose_anywhere_and_engines_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["engines", "--json", "-v"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     names = [c["name"] for c in doc["engines"]]
     assert names[0] == "world"
     assert {"rvc", "sovits"} <= set(names)

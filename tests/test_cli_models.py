@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from autovoice.cli import run
 from autovoice.config import Settings
+from tests.support import cli_json, stored_profile_files
 
 fakes = pytest.importorskip("tests.engines.fakes")
-
-
-def _json(capsys: pytest.CaptureFixture[str]) -> Any:
-    return json.loads(capsys.readouterr().out)
-
-
-def _stored(settings: Settings) -> list[str]:
-    root = settings.profiles_dir
-    # Every file under the profiles folder (a profile's lock file is not data).
-    files = root.rglob("*") if root.is_dir() else []
-    return sorted(str(p.relative_to(root)) for p in files if p.name != ".lock")
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +23,15 @@ def rvc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d / "alice.pth", d / "alice.index"
 
 
-@pytest.fixture(scope="module")
-def sovits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pth, config = fakes.write_sovits(tmp_path_factory.mktemp("sovits"))
-    return Path(pth), Path(config)
-
-
 def test_model_only_profile_add_show_remove(
     settings: Settings,
     rvc: tuple[Path, Path],
-    sovits: tuple[Path, Path],
+    sovits_model: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pth, index = rvc
     assert run(["profile", "create", "alice", "--model", str(pth), "--index", str(index), "--json"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     assert doc["vocal_range"] is None
     assert doc["samples"] == []
     (m,) = doc["models"]
@@ -61,8 +44,21 @@ def test_model_only_profile_add_show_remove(
     )
     assert m["files"]["model"]["original"] == "alice.pth"
 
-    assert run(["profile", "add-model", "alice", str(sovits[0]), "--config", str(sovits[1]), "--json"]) == 0
-    added = _json(capsys)
+    assert (
+        run(
+            [
+                "profile",
+                "add-model",
+                "alice",
+                str(sovits_model[0]),
+                "--config",
+                str(sovits_model[1]),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    added = cli_json(capsys)
     assert added["kind"] == "sovits"
     assert added["variant"] == "sovits-4.1"
 
@@ -75,16 +71,16 @@ def test_model_only_profile_add_show_remove(
     assert "sovits sovits-4.1" in out
 
     assert run(["profile", "list", "--json"]) == 0
-    (listed,) = _json(capsys)["profiles"]
+    (listed,) = cli_json(capsys)["profiles"]
     assert [x["id"] for x in listed["models"]] == [m["id"], added["id"]]
 
     assert run(["profile", "remove-model", "alice", m["id"], "--json"]) == 0
-    assert _json(capsys)["deleted"] == m["id"]
+    assert cli_json(capsys)["deleted"] == m["id"]
     assert run(["profile", "show", "alice", "--json"]) == 0
-    assert [x["id"] for x in _json(capsys)["models"]] == [added["id"]]
-    assert not any(m["id"] in p for p in _stored(settings))
+    assert [x["id"] for x in cli_json(capsys)["models"]] == [added["id"]]
+    assert not any(m["id"] in p for p in stored_profile_files(settings))
     assert run(["profile", "remove-model", "alice", m["id"], "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "model_not_found"
+    assert cli_json(capsys)["error"]["code"] == "model_not_found"
 
     # A model-only profile converts with a manual pitch; auto key needs recordings (checked first).
     song = pth.parent / "song.wav"
@@ -103,7 +99,7 @@ def test_bad_models_exit_2_and_store_nothing(
     settings: Settings,
     tmp_path: Path,
     rvc: tuple[Path, Path],
-    sovits: tuple[Path, Path],
+    sovits_model: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     text = tmp_path / "readme.pth"
@@ -113,7 +109,7 @@ def test_bad_models_exit_2_and_store_nothing(
     evil = tmp_path / "evil.pth"
     marker = tmp_path / "RAN"
     fakes.write_evil_checkpoint(evil, marker)
-    cfg = json.loads(sovits[1].read_text())
+    cfg = json.loads(sovits_model[1].read_text())
     cfg["model"]["hidden_channels"] = int(cfg["model"]["hidden_channels"]) * 2
     bad_config = tmp_path / "config.json"
     bad_config.write_text(json.dumps(cfg))
@@ -121,14 +117,14 @@ def test_bad_models_exit_2_and_store_nothing(
         (["--model", str(text)], "invalid_checkpoint"),
         (["--model", str(truncated)], "invalid_checkpoint"),
         (["--model", str(evil)], "untrusted_checkpoint"),
-        (["--model", str(sovits[0]), "--config", str(bad_config)], "model_config_mismatch"),
-        (["--model", str(sovits[0])], "model_config_required"),
+        (["--model", str(sovits_model[0]), "--config", str(bad_config)], "model_config_mismatch"),
+        (["--model", str(sovits_model[0])], "model_config_required"),
         (["--model", str(tmp_path / "missing.pth")], "file_not_found"),
     ]
     for args, code in cases:
         assert run(["profile", "create", "bob", *args, "--json"]) == 2, code
-        assert _json(capsys)["error"]["code"] == code
-        assert _stored(settings) == [], code
+        assert cli_json(capsys)["error"]["code"] == code
+        assert stored_profile_files(settings) == [], code
     assert not marker.exists()
 
     assert run(["profile", "create", "bob", "--index", str(rvc[1])]) == 2  # companions need --model
@@ -136,24 +132,24 @@ def test_bad_models_exit_2_and_store_nothing(
     assert "invalid_usage" in capsys.readouterr().err
 
     assert run(["profile", "create", "bob", "--model", str(rvc[0]), "--json"]) == 0
-    before = _stored(settings)
+    before = stored_profile_files(settings)
     capsys.readouterr()
     assert run(["profile", "add-model", "bob", str(evil), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "untrusted_checkpoint"
+    assert cli_json(capsys)["error"]["code"] == "untrusted_checkpoint"
     assert run(["profile", "add-model", "bob", str(rvc[0]), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "model_exists"
+    assert cli_json(capsys)["error"]["code"] == "model_exists"
     assert run(["profile", "add-model", "nobody", str(rvc[0]), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "profile_not_found"
-    assert _stored(settings) == before
+    assert cli_json(capsys)["error"]["code"] == "profile_not_found"
+    assert stored_profile_files(settings) == before
     assert not marker.exists()
 
     # Content encoders come from the user's own file or folder; bad ones are refused with a code.
     assert run(["models", "add", "nonsense", str(rvc[0]), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "unknown_model"
+    assert cli_json(capsys)["error"]["code"] == "unknown_model"
     assert run(["models", "add", "hubert_base", str(tmp_path / "missing.pt"), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "file_not_found"
+    assert cli_json(capsys)["error"]["code"] == "file_not_found"
     assert run(["models", "add", "hubert_base", str(evil), "--json"]) == 2
-    assert _json(capsys)["error"]["code"] == "untrusted_checkpoint"
+    assert cli_json(capsys)["error"]["code"] == "untrusted_checkpoint"
     assert not marker.exists()
 
 
@@ -176,7 +172,7 @@ def test_song_converts_end_to_end_with_the_profiles_rvc_model(
     # hubert_base, added as `autovoice models add` adds it.
     hubert = fakes.write_fairseq_hubert(tmp_path / "hubert_base.pt", hidden=768, layers=12, heads=12, ffn=32)
     assert run(["models", "add", "hubert_base", str(hubert), "--json"]) == 0
-    assert _json(capsys)["name"] == "hubert_base"
+    assert cli_json(capsys)["name"] == "hubert_base"
     from autovoice.models.cache import CACHE
 
     CACHE.clear()  # models and engines are cached per process by name: drop other tests' (other files)
@@ -184,7 +180,7 @@ def test_song_converts_end_to_end_with_the_profiles_rvc_model(
     samples = [str(f) for f in speaker_files(FEMALE[0])[:3]]
     args = ["profile", "create", "singer", *samples, "--model", str(rvc[0]), "--index", str(rvc[1]), "--json"]
     assert run(args) == 0
-    prof = _json(capsys)
+    prof = cli_json(capsys)
     assert prof["vocal_range"]["median_hz"] > 140
     assert [m["kind"] for m in prof["models"]] == ["rvc"]
 
@@ -193,7 +189,7 @@ def test_song_converts_end_to_end_with_the_profiles_rvc_model(
     out = tmp_path / "song.singer.wav"
     args = ["convert", str(song), "-p", "singer", "-o", str(out), "--auto-key", "--separation", "spleeter"]
     assert run([*args, "--preset", "fast", "--json"]) == 0
-    doc = _json(capsys)
+    doc = cli_json(capsys)
     assert doc["engine"] == "rvc"
     assert doc["separation"] == "spleeter"
     assert doc["options"]["auto_key"] is True
@@ -221,6 +217,6 @@ def test_models_add_rmvpe_registers_the_users_file(
     weights = tmp_path / "rmvpe.pt"
     torch.save(state, weights)
     assert run(["models", "add", "rmvpe", str(weights), "--json"]) == 0
-    assert Path(_json(capsys)["path"]).is_file()
+    assert Path(cli_json(capsys)["path"]).is_file()
     track = estimate_f0(rmvpe_audio(), sr=16_000, method="rmvpe")
     assert track.f0.shape[0] > 0

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from autovoice.config import Settings
 from tests.service.conftest import running_app
+from tests.support import stored_profile_files
 
 fakes = pytest.importorskip("tests.engines.fakes")
 
@@ -25,21 +26,8 @@ def rvc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d / "alice_e300.pth", d / "added_alice.index"
 
 
-@pytest.fixture(scope="module")
-def sovits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pth, config = fakes.write_sovits(tmp_path_factory.mktemp("sovits"))
-    return Path(pth), Path(config)
-
-
 def _part(field: str, path: Path) -> tuple[str, tuple[str, bytes, str]]:
     return (field, (path.name, path.read_bytes(), "application/octet-stream"))
-
-
-def _stored(settings: Settings) -> list[str]:
-    root = settings.profiles_dir
-    # Every file under the profiles folder (a profile's lock file is not data).
-    files = root.rglob("*") if root.is_dir() else []
-    return sorted(str(p.relative_to(root)) for p in files if p.name != ".lock")
 
 
 def _model_only(client: TestClient, name: str, rvc: tuple[Path, Path]) -> dict[str, Any]:
@@ -52,7 +40,7 @@ def _model_only(client: TestClient, name: str, rvc: tuple[Path, Path]) -> dict[s
 
 
 def test_model_only_profile_then_add_list_delete(
-    settings: Settings, rvc: tuple[Path, Path], sovits: tuple[Path, Path]
+    settings: Settings, rvc: tuple[Path, Path], sovits_model: tuple[Path, Path]
 ) -> None:
     with running_app() as client:
         prof = _model_only(client, "Alice", rvc)
@@ -73,7 +61,8 @@ def test_model_only_profile_then_add_list_delete(
 
         pid = prof["id"]
         r = client.post(
-            f"/api/v1/profiles/{pid}/models", files=[_part("model", sovits[0]), _part("config", sovits[1])]
+            f"/api/v1/profiles/{pid}/models",
+            files=[_part("model", sovits_model[0]), _part("config", sovits_model[1])],
         )
         assert r.status_code == 201, r.text
         so = r.json()
@@ -131,7 +120,7 @@ def test_conversion_checks_the_profile_before_queueing(settings: Settings, rvc: 
 
 
 def test_bad_models_are_refused_and_nothing_is_stored(
-    configure: Any, tmp_path: Path, rvc: tuple[Path, Path], sovits: tuple[Path, Path]
+    configure: Any, tmp_path: Path, rvc: tuple[Path, Path], sovits_model: tuple[Path, Path]
 ) -> None:
     settings = configure(job_rate_limit="")  # a dozen uploads in a row
     text = tmp_path / "notes.pth"
@@ -141,7 +130,7 @@ def test_bad_models_are_refused_and_nothing_is_stored(
     evil = tmp_path / "evil.pth"
     marker = tmp_path / "RAN"
     fakes.write_evil_checkpoint(evil, marker)
-    cfg = json.loads(sovits[1].read_text())
+    cfg = json.loads(sovits_model[1].read_text())
     cfg["model"]["hidden_channels"] = int(cfg["model"]["hidden_channels"]) * 2
     bad_config = tmp_path / "config.json"
     bad_config.write_text(json.dumps(cfg))
@@ -149,8 +138,8 @@ def test_bad_models_are_refused_and_nothing_is_stored(
         ([_part("model", text)], "invalid_checkpoint"),
         ([_part("model", truncated)], "invalid_checkpoint"),
         ([_part("model", evil)], "untrusted_checkpoint"),
-        ([_part("model", sovits[0]), _part("config", bad_config)], "model_config_mismatch"),
-        ([_part("model", sovits[0])], "model_config_required"),
+        ([_part("model", sovits_model[0]), _part("config", bad_config)], "model_config_mismatch"),
+        ([_part("model", sovits_model[0])], "model_config_required"),
         ([_part("index", rvc[1])], "invalid_parameter"),
     ]
     with running_app() as client:
@@ -158,16 +147,16 @@ def test_bad_models_are_refused_and_nothing_is_stored(
             r = client.post("/api/v1/profiles", data={"name": "Bob"}, files=parts)
             assert r.status_code == 422, (code, r.text)
             assert r.json()["error"]["code"] == code
-            assert _stored(settings) == [], code
+            assert stored_profile_files(settings) == [], code
         assert client.get("/api/v1/profiles").json()["profiles"] == []
 
         pid = _model_only(client, "Carol", rvc)["id"]
-        before = _stored(settings)
+        before = stored_profile_files(settings)
         for parts, code in cases:  # added to an existing profile
             r = client.post(f"/api/v1/profiles/{pid}/models", files=parts)
             assert r.status_code == 422, (code, r.text)
             assert r.json()["error"]["code"] == code
-        assert _stored(settings) == before
+        assert stored_profile_files(settings) == before
         assert len(client.get(f"/api/v1/profiles/{pid}/models").json()["models"]) == 1
         assert not marker.exists()
         assert not list((settings.data_dir / "uploads").iterdir())
@@ -185,7 +174,7 @@ def test_upload_limit_is_enforced_while_streaming(
         r = client.post("/api/v1/profiles", data={"name": "Big"}, files=[_part("model", rvc[0])])
         assert r.status_code == 413
         assert r.json()["error"]["code"] == "file_too_large"
-        assert _stored(settings) == []
+        assert stored_profile_files(settings) == []
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 
 from autovoice.web import static_dir
-from tests.support import SONG, SPEECH
+from tests.support import SONG, SPEECH, assert_no_horizontal_scroll, speech_clip
 
 pytestmark = [pytest.mark.slow]
 
@@ -50,23 +50,10 @@ def catalog(server: str) -> dict[str, Any]:
     return doc
 
 
-def _speech_clip(folder: Path, seconds: float = 4.0) -> Path:
-    """``seconds`` of speaker 1688 (male): a plain vocal."""
-    y, sr = sf.read(sorted((SPEECH / "1688").glob("*.flac"))[0], dtype="float32")
-    out = folder / "clip.wav"
-    sf.write(out, y[: int(seconds * sr)], sr)
-    return out
-
-
 def _options(page: Any, select: str) -> list[dict[str, str]]:
     return page.eval_on_selector_all(  # type: ignore[no-any-return]
         f"{select} option", "os => os.map(o => ({value: o.value, title: o.title, text: o.textContent}))"
     )
-
-
-def _no_horizontal_scroll(page: Any) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"the page scrolls sideways by {overflow} px"
 
 
 def _open_convert(new_page: Callable[..., Any], server: str, **size: int) -> tuple[Any, Any]:
@@ -130,7 +117,7 @@ def test_choices_come_from_the_api(
     shot("desktop-before")
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(200)
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("phone-before")
 
 
@@ -142,7 +129,7 @@ def test_report_off_conversion(
     page, shot = _open_convert(new_page, server)
     page.wait_for_selector(f"#convert-profile option[value='{profile_id}']", state="attached")
     page.select_option("#convert-profile", profile_id)
-    page.set_input_files("#song-file", str(_speech_clip(tmp_path)))
+    page.set_input_files("#song-file", str(speech_clip(tmp_path)))
     page.select_option("#convert-preset", "fast")
     page.select_option("#convert-separation", "none")
     page.select_option("#convert-metrics", "off")
@@ -191,7 +178,7 @@ def test_report_off_conversion(
     shot("desktop-after-report-off")
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("phone-after-report-off")
 
 
@@ -232,7 +219,7 @@ def test_full_mix_without_separation_warns(
     shot("desktop-after-warning")
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("phone-after-warning")
 
 

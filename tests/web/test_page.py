@@ -19,20 +19,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.support import assert_no_horizontal_scroll, speech_clip
 from tests.web.conftest import CHROMIUM, FAKE_MIC_ARGS, LAUNCH_ARGS, create_api_key, serve_app
 
 pytestmark = [pytest.mark.slow]
 
 PROFILE_NAME = "Libri 367"
 CORRUPT = b"RIFF\x10\x00\x00\x00WAVEfmt " + b"\x00garbage, not audio" * 40
-
-
-def _clip(speech_dir: Path, folder: Path, seconds: float = 4.0) -> Path:
-    """``seconds`` of speaker 1688 (male) as WAV: the input to convert."""
-    y, sr = sf.read(sorted((speech_dir / "1688").glob("*.flac"))[0], dtype="float32")
-    out = folder / "clip.wav"
-    sf.write(out, y[: int(seconds * sr)], sr)
-    return out
 
 
 def _corrupt(name: str) -> dict[str, Any]:
@@ -46,11 +39,6 @@ def _valid_audio(data: bytes) -> tuple[np.ndarray, int]:
     assert np.isfinite(y).all(), "the audio holds NaN or infinity"
     assert np.abs(y).max() > 1e-3, "the audio is silent"
     return y, sr
-
-
-def _no_horizontal_scroll(page: Any) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"the page scrolls sideways by {overflow} px"
 
 
 def _create_profile(page: Any, shot: Any, speech_dir: Path) -> str:
@@ -90,7 +78,7 @@ def test_profile_convert_play_download(
     card.get_by_role("button", name="Convert with this voice").click()
     assert page.get_by_role("tab", name="Convert").get_attribute("aria-selected") == "true"
     assert page.input_value("#convert-profile") == profile_id
-    clip = _clip(speech_dir, tmp_path)
+    clip = speech_clip(tmp_path)
     page.set_input_files("#song-file", str(clip))
     page.select_option("#convert-preset", "fast")
     page.select_option("#convert-separation", "none")
@@ -203,10 +191,10 @@ def test_profile_convert_play_download(
     # -- the same states on a phone-sized screen ------------------------------------------------------------
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(200)  # the range strips re-render for the narrow screen
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("phone-result")
     page.get_by_role("tab", name="Voices").click()
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("phone-profile")
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -282,7 +270,7 @@ def test_voices_tab_says_loading_until_the_list_arrives(browser: Any, server: st
 
 def test_phone_layout_and_keyboard(new_page: Callable[..., Any], server: str) -> None:
     page, shot = new_page(server, width=390, height=844)
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("voices")
     # Keyboard: the tabs follow the arrow keys.
     page.get_by_role("tab", name="Voices").focus()
@@ -290,11 +278,11 @@ def test_phone_layout_and_keyboard(new_page: Callable[..., Any], server: str) ->
     assert page.get_by_role("tab", name="Convert").get_attribute("aria-selected") == "true"
     assert page.evaluate("document.activeElement.id") == "tab-convert"
     assert page.locator("#panel-convert").is_visible()
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("convert")
     page.keyboard.press("End")
     assert page.locator("#panel-speak").is_visible()
-    _no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     shot("speak")
     # Every control has an accessible name (a label, aria-label(ledby) or its text).
     unnamed = page.evaluate(
