@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install install-dev demo test lint format typecheck pytest audit bench bench-load serve clean
+.PHONY: help install install-dev demo test test-fast lint format typecheck pytest audit bench bench-load serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ audit: install-dev  ## Security checks: bandit on src/, pip-audit of uv.lock (sa
 	$(BIN)/python scripts/audit_deps.py --uv $(UV)
 
 test: lint typecheck audit pytest  ## Everything CI runs: lint, types, security checks, tests
+
+test-fast: install-dev  ## The test suite without the tests marked slow (no coverage): the quick loop
+	$(BIN)/pytest -q -m "not slow"
 
 bench: install-dev  ## Speed and quality benchmarks, ~20 min on 2 cores (writes bench/results/)
 	$(BIN)/python bench/core.py
