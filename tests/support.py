@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +195,60 @@ def reachable(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(code: str, *, env: dict[str, str], log: Path) -> Any:
+    """Run ``python -c code`` in a new process group with ``env`` (plus this process's environment)."""
+    import subprocess
+    import sys
+
+    full = {**os.environ, **env}
+    fh = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=full, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(proc: Any, sig: int | None = None) -> None:
+    """Stop a process started by :func:`spawn` (and its children) and reap it."""
+    import signal
+
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig or signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None) -> None:
+    """Poll ``check`` every 0.2 s until it holds; after ``timeout`` s fail, with ``what`` and the tail of
+    ``log``. What a test waits for instead of sleeping."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+        time.sleep(0.2)
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``GET url`` answers 200 within a second."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
         return False
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

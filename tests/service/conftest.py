@@ -6,7 +6,7 @@ import copy
 import functools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from autovoice.config import Settings, get_settings
-from tests.support import SPEECH, speaker_files
+
+# The process probes live in tests.support; these names stay importable from here for older imports.
+from tests.support import SPEECH, free_port, http_ok, spawn, speaker_files, stop, wait_until
+
+__all__ = ["free_port", "http_ok", "spawn", "stop", "wait_until"]
 
 
 def _need_speech() -> None:
@@ -141,58 +145,3 @@ def submit(client: TestClient, clip: Path, profile: str, **fields: Any) -> dict[
     assert r.status_code == 202, r.text
     doc: dict[str, Any] = r.json()
     return doc
-
-
-# -- real processes ------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn(code: str, *, env: dict[str, str], log: Path) -> Any:
-    """Run ``python -c code`` in a new process group with ``env`` (plus this process's environment)."""
-    import os
-    import subprocess
-    import sys
-
-    full = {**os.environ, **env}
-    fh = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-c", code], env=full, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: Any, sig: int | None = None) -> None:
-    """Stop a process started by :func:`spawn` (and its children) and reap it."""
-    import os
-    import signal
-
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig or signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except Exception:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\n{tail}")
-        time.sleep(0.2)
-
-
-def http_ok(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False

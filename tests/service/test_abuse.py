@@ -22,7 +22,8 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, running_app, spawn, stop, wait_until
+from tests.service.conftest import running_app
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 PROFILES = "/api/v1/profiles"
 

@@ -11,7 +11,7 @@ import pytest
 from autovoice import __version__
 from autovoice.config import Settings
 from autovoice.service.banner import redact_url, startup_banner
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 
 def _rows(text: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> float | None:

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from autovoice.config import Settings
-from tests.service.conftest import running_app, wait_until
+from tests.service.conftest import running_app
+from tests.support import wait_until
 
 
 @contextmanager

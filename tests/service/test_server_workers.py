@@ -14,8 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autovoice.config import Settings
 from autovoice.errors import ParameterError
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
-from tests.support import PG, postgres_and_redis
+from tests.support import PG, free_port, http_ok, postgres_and_redis, spawn, stop, wait_until
 
 REDIS = "redis://127.0.0.1:6379/10"  # a database of its own; flushed by these tests
 

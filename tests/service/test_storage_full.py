@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, running_app, wait_for
+from tests.service.conftest import running_app, wait_for
 from tests.storage.mounts import fill, remount_read_only, tmpfs
+from tests.support import free_port
 
 
 @pytest.fixture

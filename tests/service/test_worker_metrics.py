@@ -16,16 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autovoice.config import Settings
-from tests.service.conftest import (
-    free_port,
-    running_app,
-    spawn,
-    stop,
-    submit,
-    wait_for,
-    wait_until,
-)
-from tests.support import PG, postgres_and_redis, reachable
+from tests.service.conftest import running_app, submit, wait_for
+from tests.support import PG, free_port, postgres_and_redis, reachable, spawn, stop, wait_until
 
 REDIS = "redis://127.0.0.1:6379/11"  # a database of its own; flushed by these tests
 WORKER = "from autovoice.cli.serve import worker; worker(concurrency=2, name='metrics@%h')"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -53,12 +54,6 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", w
 _SCREENSHOT_KEY = pytest.StashKey[Path]()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a test server: its own data dir, CPU, no rate limits (one client, many calls)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOVOICE_")}
@@ -76,7 +71,7 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def serve_app(data_dir: Path, **settings: str) -> Iterator[str]:
     """Run the app with uvicorn on 127.0.0.1 (a free port) in a subprocess; yields its base URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = data_dir / "server.log"
     with log.open("ab") as fh:
         proc = subprocess.Popen(
