@@ -56,12 +56,7 @@ def test_killed_server_requeues_interrupted_job(
         job = httpx.get(f"{base}/api/v1/conversions/{job_id}", timeout=5).json()
         assert job["status"] == "completed", job
         assert job["attempts"] == 2  # the interrupted run counted, the second one finished
-        from autovoice.jobs import JobStore
-        from autovoice.storage import BlobStore, Database
-
-        db = Database(settings)
-        assert JobStore(db, BlobStore(settings)).get(job_id)["requeued"] == "restart"  # why it ran again
-        db.dispose()
+        assert job["requeued"] == "restart"  # why it ran again, in the API
         audio = httpx.get(f"{base}{job['result']['mix']}", timeout=10)
         assert audio.status_code == 200
         assert len(audio.content) > 100_000

@@ -192,6 +192,11 @@ class JobPublic(BaseModel):
     )
     error: ErrorBody | None = None
     attempts: int
+    requeued: Literal["worker_lost", "restart", "shutdown"] | None = Field(
+        default=None,
+        description="Why the job was last put back in the queue (its worker stopped beating, the server "
+        "restarted, a worker shut down); null if never.",
+    )
     device: str | None = None
     cancel_requested: bool = False
 
