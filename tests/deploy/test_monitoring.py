@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deploy" / "prometheus"

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, running_app, spawn, stop, submit, wait_for, wait_until
+from tests.service.conftest import running_app, submit, wait_for
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 AUTOVOICE = str(Path(sys.executable).parent / "autovoice")
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import configure, distributed
-from tests.service.conftest import free_port, http_ok, running_app, spawn, stop, submit, wait_for, wait_until
+from tests.service.conftest import running_app, submit, wait_for
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 __all__ = ["configure", "distributed"]
 

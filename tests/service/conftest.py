@@ -15,11 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from autovoice.config import Settings, get_settings
-
-# The process probes live in tests.support; these names stay importable from here for older imports.
-from tests.support import SPEECH, free_port, http_ok, spawn, speaker_files, stop, wait_until
-
-__all__ = ["free_port", "http_ok", "spawn", "stop", "wait_until"]
+from tests.support import SPEECH, speaker_files
 
 
 def _need_speech() -> None:

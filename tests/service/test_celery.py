@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,24 +13,14 @@ from typing import Any
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import events_until_end, running_app, spawn, stop, submit, wait_for, wait_until
+from tests.service.conftest import events_until_end, running_app, submit, wait_for
+from tests.support import PG, postgres_and_redis, reachable, spawn, stop, wait_until
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/13"  # a database of its own; flushed by these tests
 WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='test@%h')"
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not (_reachable(5432) and _reachable(6379)), reason="needs PostgreSQL and Redis on 127.0.0.1"
-)
+pytestmark = pytest.mark.skipif(not postgres_and_redis(), reason="needs PostgreSQL and Redis on 127.0.0.1")
 
 
 @pytest.fixture
@@ -149,7 +138,7 @@ def _purge_rabbit() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _reachable(5672), reason="needs RabbitMQ on 127.0.0.1:5672")
+@pytest.mark.skipif(not reachable(5672), reason="needs RabbitMQ on 127.0.0.1:5672")
 @pytest.mark.timeout(300)
 def test_rabbitmq_redelivers_a_killed_workers_job(
     configure: Callable[..., Settings], settings: Settings, profile_id: str, long_clip: Path, tmp_path: Path

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from autovoice.config import Settings
-from tests.service.conftest import free_port, http_ok, spawn, stop, wait_until
+from tests.support import free_port, http_ok, spawn, stop, wait_until
 
 SERVE = "from autovoice.service import serve; serve('127.0.0.1', {port})"
 

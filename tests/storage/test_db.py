@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import socket
 import threading
 import uuid
 from pathlib import Path
@@ -15,16 +14,7 @@ from sqlalchemy import inspect, text
 from autovoice.config import Settings
 from autovoice.errors import NotFoundError, ParameterError
 from autovoice.storage import BlobStore, Database, ProfileIndex, check_id, database_url
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
+from tests.support import PG, reachable
 
 
 def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> None:
@@ -89,7 +79,7 @@ def test_sqlite_migration_0002_keeps_jobs(settings: Settings) -> None:
     db.dispose()
 
 
-@pytest.mark.skipif(not _pg_up(), reason="needs PostgreSQL on 127.0.0.1:5432")
+@pytest.mark.skipif(not reachable(5432), reason="needs PostgreSQL on 127.0.0.1:5432")
 def test_postgres_migration_0002_keeps_jobs(settings: Settings) -> None:
     import psycopg
 
@@ -106,7 +96,7 @@ def test_postgres_migration_0002_keeps_jobs(settings: Settings) -> None:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.mark.skipif(not _pg_up(), reason="needs PostgreSQL on 127.0.0.1:5432")
+@pytest.mark.skipif(not reachable(5432), reason="needs PostgreSQL on 127.0.0.1:5432")
 def test_postgres_concurrent_migrations(settings: Settings) -> None:
     import psycopg
 
