@@ -35,6 +35,7 @@ Writes ``bench/results/identity_candidates.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -45,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from _common import SPEAKERS, pairs, utterances, write_results
+from _common import RESULTS, SPEAKERS, pairs, utterances, write_results
+from autovoice.errors import AutoVoiceError
 from judges import CACHE, cosine, identify, judges, profile_embedding
 
 SR = 16_000
@@ -302,7 +304,12 @@ def measure(
             ctx["texts"][path.name] = transcribe(y, sr=SR, language="en")
         row: dict[str, Any] = {"rtf": seconds / (len(y) / SR)}
         for j in judges():
-            e = j.embed(out, sr=SR)
+            try:
+                e = j.embed(out, sr=SR)
+            except AutoVoiceError:  # no voice left in the output (Resemblyzer's voice detector): a miss
+                row[f"identified_{j.name}"], row[f"similarity_{j.name}"] = False, 0.0
+                row["voiceless"] = 1.0
+                continue
             cands = ctx["profiles"][j.name] | {"source-clip": j.embed(y, sr=SR)}
             row[f"identified_{j.name}"] = identify(e, cands) == tgt
             row[f"similarity_{j.name}"] = cosine(e, ctx["profiles"][j.name][tgt])
@@ -311,7 +318,9 @@ def measure(
         )
         row["ovrl"] = dnsmos(out, sr=SR).ovrl
         rows.append(row)
-    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    keys = ("rtf", "cer", "ovrl", *(f"{m}_{j.name}" for j in judges() for m in ("identified", "similarity")))
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    summary["voiceless_outputs"] = float(sum(r.get("voiceless", 0.0) for r in rows))
     summary["rtf"] = float(np.median([r["rtf"] for r in rows]))
     print(name, summary, flush=True)
     return {"candidate": name, "pairs": len(rows), **summary}
@@ -389,6 +398,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(ALL))
     parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other candidates of the last results file (same pairs)"
+    )
     args = parser.parse_args()
     names = args.only.split(",")
     feats = Features()
@@ -417,6 +429,13 @@ def main() -> None:
     for name in names:
         doc["candidates"].append(measure(name, variants.get(name), ctx, args))
     doc["seconds"] = time.perf_counter() - t0
+    last = RESULTS / "identity_candidates.json"
+    if args.merge and last.is_file():
+        before = json.loads(last.read_text())
+        if before.get("pairs") == args.pairs:
+            fresh = {c["candidate"]: c for c in doc["candidates"]}
+            kept = [fresh.pop(c["candidate"], c) for c in before["candidates"]]
+            doc["candidates"] = kept + list(fresh.values())
     write_results("identity_candidates", doc, table(doc))
 
 
@@ -425,7 +444,9 @@ def table(doc: dict[str, Any]) -> str:
         f"Identity candidates on the first {doc['pairs']} pairs of bench/quality.py (profiles from utterances "
         "0-4, auto key to the target's median). R: Resemblyzer, C: CAM++ (similarity to the judge's profile of "
         "the target; identified: the target is the nearest of the 10 profiles plus the source clip). CER "
-        "against the source's own transcript (Whisper base).",
+        "against the source's own transcript (Whisper base). RTF: the WORLD-synthesis variants' time leaves out "
+        "the analysis (computed once per utterance for all of them) and the regressions' includes each "
+        "target's training on its first pair; the pipeline variants' is the whole conversion.",
         "",
         "| candidate | R identified | R similarity | C identified | C similarity | CER | DNSMOS OVRL | RTF |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
