@@ -193,14 +193,33 @@ class BandcopyEngine(WorldEngine):
             return low
         progress(0.7, "convert")
         content = content_features(x16, device=self.device)
-        high = _copied_band(content, tgt_f0, voiced, bank=bank, options=o)
-        progress(0.9, "convert")
-        mask = np.zeros(n, dtype=np.float32)
-        mask[voiced] = 1.0
-        mask = world._smooth_time(mask, 20.0, hop_s=FRAME_HOP_S)
-        out = _crossover(low, resample(high, orig_sr=INTERNAL_SR, target_sr=sr), mask, sr=sr, options=o)
-        progress(1.0, "convert")
-        return np.asarray(np.clip(out[: len(x)], -1.0, 1.0), dtype=np.float32)
+        is_voiced = np.zeros(n, dtype=bool)
+        is_voiced[voiced] = True
+        mask = world._smooth_time(is_voiced.astype(np.float32), 20.0, hop_s=FRAME_HOP_S)
+        # In windows with context and crossfades, as the world engine converts, so memory stays bounded.
+        win = max(int(round(float(o["window_s"]) / FRAME_HOP_S)), 1)
+        ctx = int(round(float(o["context_s"]) / FRAME_HOP_S))
+        fade = max(min(int(round(float(o["crossfade_s"]) / FRAME_HOP_S)), ctx), 1)
+        hop_n = FRAME_HOP_S * sr
+        out = np.zeros(len(x), dtype=np.float32)
+        starts = list(range(0, n, win))
+        for w, f_lo in enumerate(starts):
+            f_hi = min(f_lo + win, n)
+            a, b = max(f_lo - ctx, 0), min(f_hi + ctx, n)
+            last = w == len(starts) - 1
+            s0, s1 = int(round(a * hop_n)), len(x) if last else min(int(round(b * hop_n)), len(x))
+            here = np.flatnonzero(is_voiced[a:b])
+            seg = low[s0:s1]
+            if len(here) >= 2:
+                high = _copied_band(content, tgt_f0[a:b], here, first=a, bank=bank, options=o)
+                high = resample(high, orig_sr=INTERNAL_SR, target_sr=sr)
+                seg = _crossover(seg, high, mask[a:b], sr=sr, options=o)
+            core = (int(round(f_lo * hop_n)), len(x) if last else int(round(f_hi * hop_n)))
+            world._overlap_add(
+                out, seg, s0=s0, core=core, fade=int(round(fade * hop_n)), first=w == 0, last=last
+            )
+            progress(0.7 + 0.3 * (w + 1) / len(starts), "convert")
+        return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
 
     def _resolve(self, preset: Preset, options: Mapping[str, Any] | None) -> dict[str, Any]:
         return resolve_options(preset, options)
@@ -278,12 +297,14 @@ def _copied_band(
     tgt_f0: np.ndarray,
     voiced: np.ndarray,
     *,
+    first: int,
     bank: _Bank,
     options: dict[str, Any],
 ) -> np.ndarray:
     """WORLD synthesis (16 kHz) at ``tgt_f0`` of the enrollment frames nearest in content to each voiced
-    10 ms frame (``voiced``: frame indices; ``content``: the source's 20 ms content features)."""
-    query = content[np.minimum(voiced // 2, len(content) - 1)]
+    10 ms frame of a window (``voiced``: frame indices in the window, which starts at frame ``first`` of
+    ``content``, the whole source's 20 ms content features)."""
+    query = content[np.minimum((first + voiced) // 2, len(content) - 1)]
     k = min(int(options["copy_k"]), len(bank.keys))
     idx = np.empty((len(query), k), dtype=np.int64)
     for i in range(0, len(query), 512):  # bounded similarity matrices
