@@ -46,15 +46,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyworld
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from autovoice.analysis.content import content_features
 from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import resample
 from autovoice.engines import world
-from autovoice.engines.base import Preset, options_error
+from autovoice.engines.base import Preset
 from autovoice.engines.world import INTERNAL_SR, N_MEL, WorldEngine, WorldOptions
-from autovoice.errors import ParameterError, unknown_choice
+from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -101,19 +101,14 @@ class BandcopyOptions(WorldOptions):
 
 def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The full option set of ``preset`` with ``options`` (validated by :class:`BandcopyOptions`) on top."""
-    if preset not in PRESET_OPTIONS:
-        raise unknown_choice("invalid_preset", "preset", preset, world.PRESETS)
-    try:
-        given = BandcopyOptions.model_validate(dict(options or {})).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        raise options_error("bandcopy", exc) from None
-    return {
-        **world.COMMON_OPTIONS,
-        **world.PRESET_OPTIONS[preset],
-        **COMMON_OPTIONS,
-        **PRESET_OPTIONS[preset],
-        **given,
-    }
+    return world.resolve_options(
+        preset,
+        options,
+        engine="bandcopy",
+        model=BandcopyOptions,
+        common=COMMON_OPTIONS,
+        presets=PRESET_OPTIONS,
+    )
 
 
 class BandcopyEngine(WorldEngine):

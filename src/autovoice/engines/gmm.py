@@ -43,12 +43,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from autovoice.engines import world
-from autovoice.engines.base import Preset, options_error
+from autovoice.engines.base import Preset
 from autovoice.engines.world import N_CEP, WorldEngine, WorldOptions
-from autovoice.errors import ParameterError, unknown_choice
+from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -102,19 +102,9 @@ class GmmOptions(WorldOptions):
 
 def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The full option set of ``preset`` with ``options`` (validated by :class:`GmmOptions`) on top."""
-    if preset not in PRESET_OPTIONS:
-        raise unknown_choice("invalid_preset", "preset", preset, world.PRESETS)
-    try:
-        given = GmmOptions.model_validate(dict(options or {})).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        raise options_error("gmm", exc) from None
-    return {
-        **world.COMMON_OPTIONS,
-        **world.PRESET_OPTIONS[preset],
-        **COMMON_OPTIONS,
-        **PRESET_OPTIONS[preset],
-        **given,
-    }
+    return world.resolve_options(
+        preset, options, engine="gmm", model=GmmOptions, common=COMMON_OPTIONS, presets=PRESET_OPTIONS
+    )
 
 
 class GmmEngine(WorldEngine):

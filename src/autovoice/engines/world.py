@@ -170,15 +170,29 @@ class WorldOptions(BaseModel):
     crossfade_s: float | None = Field(default=None, ge=0.01, le=0.5, description="Crossfade at joins, s.")
 
 
-def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The full option set of ``preset`` with ``options`` (validated by :class:`WorldOptions`) on top."""
+def resolve_options(
+    preset: Preset,
+    options: Mapping[str, Any] | None = None,
+    *,
+    engine: str = "world",
+    model: type[WorldOptions] = WorldOptions,
+    common: Mapping[str, Any] | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The full option set of ``preset`` with ``options`` (validated by ``model``) on top.
+
+    Engines built on this one (``gmm``, ``bandcopy``) pass their name, their options model (a subclass of
+    :class:`WorldOptions`) and their own ``common`` and per-preset defaults, which go on top of the world
+    engine's.
+    """
     if preset not in PRESET_OPTIONS:
         raise unknown_choice("invalid_preset", "preset", preset, PRESETS)
     try:
-        given = WorldOptions.model_validate(dict(options or {})).model_dump(exclude_none=True)
+        given = model.model_validate(dict(options or {})).model_dump(exclude_none=True)
     except ValidationError as exc:
-        raise options_error("world", exc) from None
-    return {**COMMON_OPTIONS, **PRESET_OPTIONS[preset], **given}
+        raise options_error(engine, exc) from None
+    own = (presets or {}).get(preset, {})
+    return {**COMMON_OPTIONS, **PRESET_OPTIONS[preset], **(common or {}), **own, **given}
 
 
 _REQUIRED_KEYS = ("version", "mcep_mean_v", "mcep_std_v", "mcep_mean_u", "mcep_std_u", "knn_mcep", "f0_stats")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -62,23 +62,29 @@ def _expire(protocol: Any, timeout: float) -> None:
     transport.close()
 
 
-class H11HeaderTimeout(H11Protocol):
-    """Uvicorn's h11 protocol with the header timeout."""
+class HeaderTimeout:
+    """The header clock, mixed in before one of uvicorn's HTTP protocols: armed when a connection opens and
+    after each response, disarmed when the connection goes."""
 
     autovoice_header_timer: asyncio.TimerHandle | None = None
     autovoice_armed_cycle: Any = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # The protocol these methods extend comes after this class in the subclass's bases.
+    def connection_made(self, transport: Any) -> None:
+        cast(Any, super()).connection_made(transport)
         _arm(self)
 
     def on_response_complete(self) -> None:
         _arm(self)  # before a pipelined request starts in the call below
-        super().on_response_complete()
+        cast(Any, super()).on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         _disarm(self)
-        super().connection_lost(exc)
+        cast(Any, super()).connection_lost(exc)
+
+
+class H11HeaderTimeout(HeaderTimeout, H11Protocol):
+    """Uvicorn's h11 protocol with the header timeout."""
 
 
 _FASTEST: type[asyncio.Protocol] = H11HeaderTimeout
@@ -88,23 +94,8 @@ except ImportError:  # pragma: no cover - httptools is optional; h11 then
     pass
 else:
 
-    class HttpToolsHeaderTimeout(HttpToolsProtocol):
+    class HttpToolsHeaderTimeout(HeaderTimeout, HttpToolsProtocol):
         """Uvicorn's httptools protocol with the header timeout."""
-
-        autovoice_header_timer: asyncio.TimerHandle | None = None
-        autovoice_armed_cycle: Any = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            _arm(self)
-
-        def on_response_complete(self) -> None:
-            _arm(self)  # before a pipelined request starts in the call below
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            _disarm(self)
-            super().connection_lost(exc)
 
     _FASTEST = HttpToolsHeaderTimeout
 
