@@ -278,3 +278,20 @@ def assert_no_horizontal_scroll(page: Any) -> None:
     """The Playwright ``page`` does not scroll sideways (1 px of rounding allowed)."""
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow} px"
+
+
+def queued_conversion(ctx: Any, clip: Path, profile_id: str, **params: Any) -> str:
+    """A conversion job row (``queued``) with ``clip`` as its input, as the API would store it; its id.
+    ``ctx`` is a :class:`autovoice.jobs.JobContext`; ``params`` go over the fast, unseparated defaults."""
+    import shutil
+
+    from autovoice.jobs import JobStore, new_job_id
+    from autovoice.storage import BlobStore
+
+    job_id = new_job_id()
+    folder = BlobStore(ctx.settings).job_dir(job_id)
+    folder.mkdir(parents=True)
+    shutil.copy(clip, folder / "input.wav")
+    base = {"profile_id": profile_id, "input": "input.wav", "preset": "fast", "separation": "none"}
+    JobStore(ctx.db, BlobStore(ctx.settings)).create(job_id, kind="conversion", params={**base, **params})
+    return job_id

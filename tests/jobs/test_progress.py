@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,9 @@ import pytest
 
 from autovoice.config import Settings
 from autovoice.errors import AudioError
-from autovoice.jobs import JobContext, JobStore, LocalBus, new_job_id, run_job
-from autovoice.storage import BlobStore, Database, JobRow
+from autovoice.jobs import JobContext, LocalBus, run_job
+from autovoice.storage import Database, JobRow
+from tests.support import queued_conversion
 
 
 class RecordingBus(LocalBus):
@@ -33,16 +33,6 @@ def ctx(settings: Settings) -> Any:
     context = JobContext(settings=settings, db=db, bus=RecordingBus())
     yield context
     db.dispose()
-
-
-def _job(ctx: JobContext, clip: Path, profile_id: str) -> str:
-    job_id = new_job_id()
-    folder = BlobStore(ctx.settings).job_dir(job_id)
-    folder.mkdir(parents=True)
-    shutil.copy(clip, folder / "input.wav")
-    params = {"profile_id": profile_id, "input": "input.wav", "preset": "fast", "separation": "none"}
-    JobStore(ctx.db, BlobStore(ctx.settings)).create(job_id, kind="conversion", params=params)
-    return job_id
 
 
 def _progress(ctx: JobContext, job_id: str) -> float:
@@ -75,7 +65,7 @@ def test_progress_is_monotonic_across_stages_and_attempts(
         raise AudioError("audio_silent", "The audio is silent.")
 
     monkeypatch.setattr(autovoice.pipeline, "convert_file", convert)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     assert run_job(job_id, ctx) == "queued"
     assert _progress(ctx, job_id) == pytest.approx(0.6)
     ctx.stopping.clear()

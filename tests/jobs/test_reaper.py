@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from autovoice.jobs.reaper import Reaper
 from autovoice.jobs.task import worker_alive
 from autovoice.storage import BlobStore, Database, JobRow
 from autovoice.storage.tables import utcnow
+from tests.support import queued_conversion
 
 HERE = socket.gethostname()
 
@@ -35,16 +35,6 @@ def ctx(settings: Settings) -> Any:
     db.migrate()
     yield JobContext(settings=fast, db=db, bus=LocalBus())
     db.dispose()
-
-
-def _job(ctx: JobContext, clip: Path, profile_id: str) -> str:
-    job_id = new_job_id()
-    folder = BlobStore(ctx.settings).job_dir(job_id)
-    folder.mkdir(parents=True)
-    shutil.copy(clip, folder / "input.wav")
-    params = {"profile_id": profile_id, "input": "input.wav", "preset": "fast", "separation": "none"}
-    JobStore(ctx.db, BlobStore(ctx.settings)).create(job_id, kind="conversion", params=params)
-    return job_id
 
 
 def _set(ctx: JobContext, job_id: str, **values: Any) -> None:
@@ -103,7 +93,7 @@ def test_heartbeat_is_written_while_a_job_runs_without_progress(
 ) -> None:
     import autovoice.pipeline
 
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     seen: dict[str, Any] = {}
 
     def silent(*args: Any, progress: Any, **kwargs: Any) -> Any:
@@ -130,7 +120,11 @@ def test_reaper_requeues_a_job_whose_worker_stopped_beating(
     ctx: JobContext, short_clip: Path, profile_id: str
 ) -> None:
     store = JobStore(ctx.db, ctx.blobs)
-    lost, alive = _job(ctx, short_clip, profile_id), _job(ctx, short_clip, profile_id)
+    lost = queued_conversion(ctx, short_clip, profile_id)
+    alive = queued_conversion(ctx, short_clip, profile_id)
+        queued_conversion(ctx, short_clip, profile_id),
+        queued_conversion(ctx, short_clip, profile_id),
+    )
     _lost(ctx, lost)
     _lost(ctx, alive, worker="busy-host:7", age_s=0.0)
     sent: list[str] = []
@@ -154,7 +148,7 @@ def test_a_job_the_broker_cannot_take_stays_for_the_next_sweep(
     ctx: JobContext, short_clip: Path, profile_id: str
 ) -> None:
     store = JobStore(ctx.db, ctx.blobs)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     _lost(ctx, job_id)
 
     def down(_: str) -> None:
@@ -174,7 +168,7 @@ def test_stale_after_is_at_least_three_heartbeats(settings: Settings) -> None:
 def test_duplicate_delivery_is_left_to_the_live_worker(
     ctx: JobContext, short_clip: Path, profile_id: str
 ) -> None:
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     _lost(ctx, job_id, worker=f"{HERE}:{os.getpid()}", age_s=0.0)
     other = JobContext(settings=ctx.settings, db=ctx.db, bus=LocalBus(), worker=f"{HERE}:1")
     assert run_job(job_id, other) == "skipped"  # the row's worker (this process) is alive
@@ -190,7 +184,7 @@ def test_redelivery_after_a_killed_child_takes_over_at_once(
 
     metrics = Metrics(None)  # a worker's: it counts the takeover
     worker = JobContext(settings=ctx.settings, db=ctx.db, bus=LocalBus(), observer=metrics)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     _lost(ctx, job_id, worker=f"{HERE}:{_dead_pid()}", age_s=0.0)  # beat just now, but dead
     assert run_job(job_id, worker) == "completed"
     row = _row(ctx, job_id)
@@ -203,7 +197,7 @@ def test_a_superseded_run_stops_and_leaves_the_row(
 ) -> None:
     import autovoice.pipeline
 
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     started = threading.Event()
 
     def slow(*args: Any, progress: Any, **kwargs: Any) -> Any:
@@ -231,13 +225,13 @@ def test_local_queue_reaps_and_reruns_a_lost_job(ctx: JobContext, short_clip: Pa
 
     metrics = Metrics(lambda: {})
     ctx.observer = metrics
-    restarted = _job(ctx, short_clip, profile_id)
+    restarted = queued_conversion(ctx, short_clip, profile_id)
     _lost(ctx, restarted, age_s=0.0)  # running when the server died: re-queued at start
     queue = LocalQueue(ctx, workers=1)
     queue.start()
     try:
         assert _row(ctx, restarted).requeued == "restart"
-        lost = _job(ctx, short_clip, profile_id)
+        lost = queued_conversion(ctx, short_clip, profile_id)
         _lost(ctx, lost)  # another process's job that stopped beating while this one runs
         deadline = time.monotonic() + 120
         while _row(ctx, lost).status != "completed":

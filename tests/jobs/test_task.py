@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 import pytest
 
 from autovoice.config import Settings
-from autovoice.jobs import JobContext, JobStore, LocalBus, LocalQueue, new_job_id, run_job
+from autovoice.jobs import JobContext, LocalBus, LocalQueue, run_job
 from autovoice.storage import BlobStore, Database, JobRow
+from tests.support import queued_conversion
 
 
 @pytest.fixture
@@ -24,16 +24,6 @@ def ctx(settings: Settings) -> Any:
     db.dispose()
 
 
-def _job(ctx: JobContext, clip: Path, profile_id: str, **params: Any) -> str:
-    job_id = new_job_id()
-    folder = BlobStore(ctx.settings).job_dir(job_id)
-    folder.mkdir(parents=True)
-    shutil.copy(clip, folder / "input.wav")
-    base = {"profile_id": profile_id, "input": "input.wav", "preset": "fast", "separation": "none"}
-    JobStore(ctx.db, BlobStore(ctx.settings)).create(job_id, kind="conversion", params={**base, **params})
-    return job_id
-
-
 def _row(ctx: JobContext, job_id: str) -> JobRow:
     with ctx.db.session() as s:
         row = s.get(JobRow, job_id)
@@ -42,7 +32,7 @@ def _row(ctx: JobContext, job_id: str) -> JobRow:
 
 
 def test_run_twice_is_safe(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     assert run_job(job_id, ctx) == "completed"
     row = _row(ctx, job_id)
     mix = BlobStore(ctx.settings).job_dir(job_id) / "mix.wav"
@@ -59,7 +49,7 @@ def test_run_twice_is_safe(ctx: JobContext, short_clip: Path, profile_id: str) -
 
 
 def test_cancel_requested_before_start(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     with ctx.db.session() as s:
         row = s.get(JobRow, job_id)
         assert row is not None
@@ -73,7 +63,7 @@ def test_cancel_requested_before_start(ctx: JobContext, short_clip: Path, profil
 
 
 def test_attempts_are_bounded(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     with ctx.db.session() as s:
         row = s.get(JobRow, job_id)
         assert row is not None
@@ -85,10 +75,10 @@ def test_attempts_are_bounded(ctx: JobContext, short_clip: Path, profile_id: str
 
 
 def test_caller_errors_are_recorded(ctx: JobContext, short_clip: Path, profile_id: str) -> None:
-    missing_profile = _job(ctx, short_clip, "prof_000000000000")
+    missing_profile = queued_conversion(ctx, short_clip, "prof_000000000000")
     assert run_job(missing_profile, ctx) == "failed"
     assert (_row(ctx, missing_profile).error or {})["code"] == "profile_not_found"
-    corrupt = _job(ctx, short_clip, profile_id)
+    corrupt = queued_conversion(ctx, short_clip, profile_id)
     (BlobStore(ctx.settings).job_dir(corrupt) / "input.wav").write_bytes(b"RIFF" + b"\0" * 100)
     assert run_job(corrupt, ctx) == "failed"
     assert (_row(ctx, corrupt).error or {})["code"] in ("unsupported_format", "audio_empty")
@@ -103,7 +93,7 @@ def test_unexpected_errors_hide_the_trace(
         raise ZeroDivisionError("secret internal detail")
 
     monkeypatch.setattr(autovoice.pipeline, "convert_file", boom)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     assert run_job(job_id, ctx) == "failed"
     error = _row(ctx, job_id).error or {}
     assert error["code"] == "internal_error"
@@ -129,7 +119,7 @@ def test_cuda_oom_retries_on_cpu(
 
     monkeypatch.setattr(autovoice.models.devices, "resolve_device", lambda spec="auto": "cuda:0")
     monkeypatch.setattr(autovoice.pipeline, "convert_file", convert)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     assert run_job(job_id, ctx) == "completed"
     row = _row(ctx, job_id)
     assert devices == ["cuda:0", "cpu"]
@@ -152,7 +142,7 @@ def test_local_queue_shutdown_requeues_running_job(
             threading.Event().wait(0.05)
 
     monkeypatch.setattr(autovoice.pipeline, "convert_file", slow)
-    job_id = _job(ctx, short_clip, profile_id)
+    job_id = queued_conversion(ctx, short_clip, profile_id)
     queue = LocalQueue(ctx, workers=1)
     queue.start()
     queue.submit(job_id)
