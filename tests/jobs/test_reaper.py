@@ -122,9 +122,6 @@ def test_reaper_requeues_a_job_whose_worker_stopped_beating(
     store = JobStore(ctx.db, ctx.blobs)
     lost = queued_conversion(ctx, short_clip, profile_id)
     alive = queued_conversion(ctx, short_clip, profile_id)
-        queued_conversion(ctx, short_clip, profile_id),
-        queued_conversion(ctx, short_clip, profile_id),
-    )
     _lost(ctx, lost)
     _lost(ctx, alive, worker="busy-host:7", age_s=0.0)
     sent: list[str] = []
