@@ -119,10 +119,11 @@ class BandcopyEngine(WorldEngine):
     def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
         """The voice's voiced frames for copying (see the module docstring for the keys).
 
-        Raises what :meth:`WorldEngine.profile_features` raises (too little voiced audio, bad input).
+        Raises what :meth:`WorldEngine.profile_features` raises (too little voiced audio, bad input), without
+        repeating its analysis (the world engine's own features are computed by that engine).
         """
-        super().profile_features(y, sr=sr, f0=f0)  # validates; the world.* features come from there
-        x16 = world._to_internal(np.asarray(y, dtype=np.float32), sr=sr)
+        x, _ = world._enrollment(y, sr=sr, f0=f0)  # checked as the world engine checks it
+        x16 = world._to_internal(x, sr=sr)
         content = content_features(x16, device=self.device)
         n = 2 * len(content)
         f0_grid = world._regrid_f0(

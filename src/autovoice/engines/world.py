@@ -259,20 +259,9 @@ class WorldEngine:
             ``invalid_parameter`` for a bad sample rate or shape, or an F0 track that does not
             cover ``y``.
         """
-        x = _check_audio(y, sr=sr)
-        track = _check_track(f0, n_samples=len(x), sr=sr, name="f0")
+        x, f0_grid = _enrollment(y, sr=sr, f0=f0)
         hop_s = FRAME_HOP_S
-        n = _n_frames(len(x), sr=sr, hop_s=hop_s)
-        f0_grid = _regrid_f0(track, src_hop_s=f0.hop_s, dst_hop_s=hop_s, n=n)
         voiced = f0_grid > 0
-        voiced_s = float(voiced.sum() * hop_s)
-        if voiced_s < 1.0:
-            raise AudioError(
-                "insufficient_voiced_audio",
-                f"The enrollment audio holds {voiced_s:.1f} s of voiced sound; the world engine needs at "
-                "least 1 s (30 s or more recommended).",
-                {"voiced_seconds": round(voiced_s, 2), "min_seconds": 1.0},
-            )
         x16 = _to_internal(x, sr=sr)
         mcep = _encode(np.log(_analyse(x16, f0_grid, np.arange(len(f0_grid)), hop_s=hop_s)), warp=1.0)
         unvoiced = ~voiced & _loud(mcep)
@@ -455,6 +444,24 @@ def _check_audio(y: np.ndarray, *, sr: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise AudioError("audio_invalid_samples", "The audio contains NaN or infinite samples.")
     return x
+
+
+def _enrollment(y: np.ndarray, *, sr: int, f0: F0Track) -> tuple[np.ndarray, np.ndarray]:
+    """Checked enrollment audio and its F0 on the 10 ms grid; ``insufficient_voiced_audio`` with less
+    than 1 s of voiced frames (what every engine of the world family needs from a profile's audio)."""
+    x = _check_audio(y, sr=sr)
+    track = _check_track(f0, n_samples=len(x), sr=sr, name="f0")
+    n = _n_frames(len(x), sr=sr, hop_s=FRAME_HOP_S)
+    f0_grid = _regrid_f0(track, src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n)
+    voiced_s = float((f0_grid > 0).sum() * FRAME_HOP_S)
+    if voiced_s < 1.0:
+        raise AudioError(
+            "insufficient_voiced_audio",
+            f"The enrollment audio holds {voiced_s:.1f} s of voiced sound; the world engine needs at "
+            "least 1 s (30 s or more recommended).",
+            {"voiced_seconds": round(voiced_s, 2), "min_seconds": 1.0},
+        )
+    return x, f0_grid
 
 
 def _n_frames(n_samples: int, *, sr: int, hop_s: float) -> int:
