@@ -155,6 +155,27 @@ class NSFHiFiGAN(nn.Module):
         if gin_channels:
             self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
 
+    def excitation(
+        self,
+        f0: torch.Tensor,
+        *,
+        phase: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """This decoder's :func:`sine_excitation` of ``f0`` ``(batch, frames)``: ``(batch, frames * upp,
+        harmonics)``."""
+        return sine_excitation(
+            f0,
+            upp=self.upp,
+            sr=self.sr,
+            harmonics=self.harmonics,
+            style=self.style,
+            phase=phase,
+            noise=noise,
+            generator=generator,
+        )
+
     def forward(
         self,
         x: torch.Tensor,
@@ -164,24 +185,19 @@ class NSFHiFiGAN(nn.Module):
         phase: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        sines: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(batch, 1, frames * upp)`` audio in [-1, 1] from latent ``x`` ``(batch, ch, frames)`` and F0.
 
         ``f0`` is ``(batch, frames)`` in Hz (0 = unvoiced); ``None`` for a plain HiFi-GAN (``nsf=False``).
+        ``sines``: the excitation (:meth:`excitation`) computed beforehand, in place of ``f0``; the rvc
+        engine's ONNX graph takes it as an input (:mod:`autovoice.engines.rvc.onnx_decoder`).
         """
         source = None
         if self.nsf:
-            assert f0 is not None
-            sines = sine_excitation(
-                f0,
-                upp=self.upp,
-                sr=self.sr,
-                harmonics=self.harmonics,
-                style=self.style,
-                phase=phase,
-                noise=noise,
-                generator=generator,
-            )
+            if sines is None:
+                assert f0 is not None
+                sines = self.excitation(f0, phase=phase, noise=noise, generator=generator)
             source = self.m_source(sines).transpose(1, 2)
         x = self.conv_pre(x)
         if g is not None:

@@ -12,7 +12,7 @@ model's rate; ``rms_mix_rate`` mixes loudness envelopes; the result is resampled
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,12 +32,13 @@ from autovoice.engines.trained import (
     run_windowed,
     to_length,
 )
-from autovoice.errors import ParameterError
+from autovoice.errors import ModelUnavailableError, ParameterError
 from autovoice.profiles.profile import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
     from autovoice.analysis.f0 import F0Track
+    from autovoice.engines.rvc.onnx_decoder import OnnxDecoder
     from autovoice.profiles.profile import VoiceProfile
 
 #: RVC's frame rate: 10 ms frames (160 samples at 16 kHz).
@@ -47,6 +48,9 @@ FRAME_HOP = round(FRAME_S * ENCODER_SR)
 FRAMES_PER_FEATURE = ENCODER_HOP // FRAME_HOP
 #: ``protect`` at this value (its maximum) keeps nothing: the indexed features are used everywhere.
 PROTECT_OFF = 0.5
+#: Which runtime renders the synthesizer: ``auto`` = ONNX Runtime on the CPU when ``onnx`` and
+#: ``onnxruntime`` are installed (1.65x PyTorch's speed), PyTorch otherwise and on GPUs.
+Decoder = Literal["auto", "torch", "onnx"]
 
 
 class RvcOptions(BaseModel):
@@ -76,6 +80,11 @@ class RvcOptions(BaseModel):
     seed: int = Field(
         default=0, ge=0, description="Seed of the model's random draws (same seed, same output)."
     )
+    decoder: Decoder = Field(
+        default="auto",
+        description="Synthesizer runtime: 'onnx' (ONNX Runtime, CPU only, faster), 'torch', or 'auto' "
+        "(ONNX Runtime on the CPU when installed).",
+    )
 
 
 class LoadedRvc:
@@ -86,10 +95,13 @@ class LoadedRvc:
 
         from autovoice.engines.indexes import read_index
         from autovoice.engines.rvc.model import build_rvc
+        from autovoice.engines.rvc.onnx_decoder import DecoderSlot
         from autovoice.models.safe_load import load_checkpoint
 
         self.info = info
         self.device = device
+        self.pth = files.pth
+        self.onnx = DecoderSlot()
         self.net = build_rvc(load_checkpoint(files.pth), name=files.pth.name).to(device)
         self.index: Any = None
         self.big: np.ndarray | None = None
@@ -148,6 +160,7 @@ class RvcEngine(TrainedEngine[RvcOptions]):
             )
         encoder = load_encoder(info.embedder, self.device, settings=self.settings)
         model = load_rvc_model(info, entry.files, self.device)
+        synth = self.synthesizer(model, o.decoder)
         tgt = median_filter_voiced(tgt, o.filter_radius)
         torch = model.torch
 
@@ -167,7 +180,7 @@ class RvcEngine(TrainedEngine[RvcOptions]):
             from autovoice.engines.rvc.model import f0_coarse
 
             with torch.no_grad():
-                audio = model.net.infer(
+                audio = synth.infer(
                     self.tensor(phone),
                     torch.from_numpy(f0_coarse(f0_frames))[None].to(self.device) if info.f0 else None,
                     self.tensor(f0_frames) if info.f0 else None,
@@ -185,3 +198,41 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         out = run_windowed(x, sr=sr, convert=render, progress=progress)
         out = rms_mix(x, out, sr=sr, rate=o.rms_mix_rate)
         return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
+
+    def synthesizer(self, model: LoadedRvc, decoder: Decoder) -> Any:
+        """What renders ``model``'s windows: its :class:`~autovoice.engines.rvc.onnx_decoder.OnnxDecoder`
+        when ``decoder`` allows ONNX Runtime, the engine runs on the CPU and ``onnx``/``onnxruntime`` are
+        installed, else the PyTorch network. A failed export falls back to PyTorch (one warning per model).
+
+        Raises
+        ------
+        ParameterError
+            ``invalid_engine_options``: ``decoder="onnx"`` on a GPU.
+        ModelUnavailableError
+            ``model_unavailable``: ``decoder="onnx"`` without ``onnx``/``onnxruntime`` installed.
+        """
+        from autovoice.engines.rvc.onnx_decoder import PACKAGES, onnx_available
+
+        if decoder == "torch":
+            return model.net
+        if self.device != "cpu":
+            if decoder == "onnx":
+                raise ParameterError(
+                    "invalid_engine_options",
+                    f"decoder 'onnx' runs ONNX Runtime on the CPU; this engine runs on {self.device}. Use "
+                    "'auto' or 'torch'.",
+                    {"engine": "rvc", "errors": [{"option": "decoder", "msg": "CPU only"}]},
+                )
+            return model.net
+        if not onnx_available():
+            if decoder == "onnx":
+                raise ModelUnavailableError(
+                    "model_unavailable",
+                    "decoder 'onnx' needs the 'onnx' and 'onnxruntime' packages, which are not both "
+                    "installed. Run `make install` (or `pip install onnx onnxruntime`), or use decoder "
+                    "'auto' or 'torch'.",
+                    {"package": " ".join(PACKAGES), "option": "decoder"},
+                )
+            return model.net
+        onnx: OnnxDecoder | None = model.onnx.get(model.net, model.pth, settings=self.settings)
+        return model.net if onnx is None else onnx

@@ -130,12 +130,15 @@ class RVCSynthesizer(nn.Module):
         phase: torch.Tensor | None = None,
         source_noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        sines: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(batch, 1, frames * hop)`` audio.
 
         ``phone`` ``(batch, frames, content_dim)``; ``pitch`` ``(batch, frames)`` coarse index;
         ``nsff0`` ``(batch, frames)`` F0 in Hz; ``sid`` ``(batch,)`` speaker ids. The random draws (prior
-        sample, NSF phase and noise) can be given; by default they come from ``generator``.
+        sample, NSF phase and noise) can be given; by default they come from ``generator``. ``sines``: the
+        NSF excitation (``self.dec.excitation(nsff0, ...)``) computed beforehand, in place of ``nsff0``
+        and the source's draws (the ONNX graph's input, :mod:`autovoice.engines.rvc.onnx_decoder`).
         """
         g = self.emb_g(sid).unsqueeze(-1)
         m, logs, mask = self.enc_p(phone, pitch if self.f0 else None)
@@ -144,7 +147,13 @@ class RVCSynthesizer(nn.Module):
         z_p = (m + torch.exp(logs) * prior_noise * PRIOR_SCALE) * mask
         z = self.flow.reverse(z_p, mask, g=g)
         return self.dec(  # type: ignore[no-any-return]
-            z * mask, nsff0 if self.f0 else None, g=g, phase=phase, noise=source_noise, generator=generator
+            z * mask,
+            nsff0 if self.f0 else None,
+            g=g,
+            phase=phase,
+            noise=source_noise,
+            generator=generator,
+            sines=sines if self.f0 else None,
         )
 
 
