@@ -104,7 +104,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0, description="Largest uploaded file.")
     max_upload_files: int = Field(default=20, ge=1, description="Most files in one request.")
-    job_workers: int = Field(default=1, ge=1, description="Concurrent jobs in the embedded server.")
+    job_workers: int = Field(
+        default=1, ge=1, description="Concurrent jobs in the embedded server (one worker process each)."
+    )
+    profile_build_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes of a server for profile builds and trained-model checks (started "
+        "on first use); more builds than this wait their turn.",
+    )
     job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job attempt.")
     job_max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed.")
     job_heartbeat_s: float = Field(

@@ -1,7 +1,8 @@
 """Job events over pub/sub: in-process (embedded mode) or Redis (distributed mode).
 
-Workers :meth:`~EventBus.publish` a JSON-able dict per progress step from any thread or process; the
-WebSocket route :meth:`~EventBus.subscribe` s to one job. Events are a fast path only: the job row is the
+Workers :meth:`~EventBus.publish` a JSON-able dict per progress step from any thread or process (the
+embedded server's worker processes through a :class:`ChannelBus`); the WebSocket route
+:meth:`~EventBus.subscribe` s to one job. Events are a fast path only: the job row is the
 truth, and subscribers re-read it when no event arrives for a while, so a lost message costs latency,
 never correctness.
 """
@@ -140,3 +141,29 @@ class RedisBus:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+class ChannelBus:
+    """The event bus of a worker process (:mod:`autovoice.jobs.pool`): events go into a
+    :mod:`multiprocessing` queue that the server's pump thread hands to its :class:`LocalBus`.
+
+    Parameters
+    ----------
+    channel
+        The queue shared with the server (``multiprocessing.Queue``).
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> None:
+        try:
+            self.channel.put(("event", job_id, dict(event)))
+        except Exception as exc:  # the server is going away: an event is best effort
+            log.warning("could not send an event of job %s to the server: %s", job_id, exc)
+
+    def subscribe(self, job_id: str) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        raise NotImplementedError("a worker process publishes events; the server subscribes")
+
+    def close(self) -> None:
+        return None

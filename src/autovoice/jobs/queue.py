@@ -1,4 +1,4 @@
-"""Job queues: :class:`LocalQueue` (threads in the server) and :class:`CeleryQueue` (Redis + workers).
+"""Job queues: :class:`LocalQueue` (the server's worker processes) and :class:`CeleryQueue` (broker, workers).
 
 Both run the same :func:`autovoice.jobs.task.run_job`; a queue only moves job *ids*. Enqueue after the
 row is committed.
@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Protocol
 
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs.celery_app import TASK_NAME, make_celery
+from autovoice.jobs.pool import WorkerCrashedError, WorkerPool, run_job_here
 from autovoice.jobs.reaper import Reaper
 from autovoice.jobs.store import JobStore
-from autovoice.jobs.task import JobContext, run_job
+from autovoice.jobs.task import JobContext, worker_alive
+from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,22 @@ class JobQueue(Protocol):
 
 
 class LocalQueue:
-    """A bounded thread pool inside the server process.
+    """A bounded pool of worker processes run by the server (:class:`~autovoice.jobs.pool.WorkerPool`).
+
+    Jobs run in long-lived ``spawn``ed processes, so the server's event loop never waits on a
+    conversion's CPU work (nor on the GIL it would hold in a thread), and each process keeps its models
+    loaded between jobs. Progress reaches the server's event bus, metrics and logs through the pool.
+
+    A worker process that dies mid-job (``kill -9``, the OOM killer) takes no job with it: its job goes
+    back to ``queued`` (``requeued = "worker_lost"``) and runs again in a new process, its ``attempts``
+    one higher, up to ``job_max_attempts`` (then ``job_attempts_exhausted``).
 
     Parameters
     ----------
     ctx
-        The process's job context (database, event bus, settings).
+        The server's job context (database, event bus, observer, settings).
     workers
-        Jobs run at the same time (``Settings.job_workers``).
+        Jobs run at the same time, one per process (``Settings.job_workers``).
     """
 
     mode = "local"
@@ -77,13 +87,15 @@ class LocalQueue:
     def __init__(self, ctx: JobContext, *, workers: int = 1) -> None:
         self.ctx = ctx
         self.workers = max(int(workers), 1)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._futures: set[Future[str]] = set()
         self._lock = threading.Lock()
         self._reaper: Reaper | None = None
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autovoice-job")
+        self._pool = WorkerPool(
+            self.ctx.settings, workers=self.workers, name="jobs", bus=self.ctx.bus, observer=self.ctx.observer
+        )
         store = JobStore(self.ctx.db, self.ctx.blobs)
         pending = store.unfinished_ids()
         if pending:
@@ -92,43 +104,93 @@ class LocalQueue:
             log.info("re-queueing %d job(s) left unfinished by the last run", len(pending))
         for job_id in pending:
             self.submit(job_id)
-        # A job thread that stopped beating (its heartbeat could not be written for job_stale_after_s)
+        # A job whose process stopped beating (its heartbeat could not be written for job_stale_after_s)
         # goes back to the pool; its old run stops at its next progress step (JobSuperseded).
         self._reaper = _reaper(self.ctx, store, self.submit)
         self._reaper.start()
         _watch(self.ctx, store)
 
     def submit(self, job_id: str) -> None:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise QueueUnavailableError("queue_unavailable", "The job queue is not running.")
-        future = self._pool.submit(self._run, job_id)
+        future = pool.submit(run_job_here, job_id)
         with self._lock:
             self._futures.add(future)
-        future.add_done_callback(self._done)
+        future.add_done_callback(lambda f: self._done(job_id, f))
 
-    def _run(self, job_id: str) -> str:
-        try:
-            return run_job(job_id, self.ctx)
-        except Exception:
-            log.exception("job %s could not be run", job_id)
-            raise
-
-    def _done(self, future: Future[str]) -> None:
+    def _done(self, job_id: str, future: Future[str]) -> None:
         with self._lock:
             self._futures.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, WorkerCrashedError):
+            if self._pool is not None and not self.ctx.stopping.is_set():
+                # Not in this callback: it runs in the dead executor's thread.
+                threading.Thread(target=self._recover, args=(job_id,), daemon=True).start()
+        elif exc is not None:
+            log.error("job %s could not be run: %s", job_id, exc, exc_info=exc)
+
+    def _recover(self, job_id: str) -> None:
+        """The process running (or about to run) ``job_id`` died: back to ``queued`` and into the new
+        pool; :func:`~autovoice.jobs.task.run_job` counts the attempt."""
+        try:
+            if requeue_if_orphaned(self.ctx, job_id):
+                log.warning("job %s lost its worker process; re-queued", job_id)
+                on_requeue = getattr(self.ctx.observer, "job_requeued", None)
+                if callable(on_requeue):
+                    on_requeue("worker_lost")
+            self.submit(job_id)
+        except Exception as exc:  # the database or the queue is away: the reaper retries later
+            log.warning("job %s could not be re-queued after its worker died: %s", job_id, exc)
 
     def running(self) -> int:
         with self._lock:
             return len(self._futures)
+
+    def processes(self) -> list[int]:
+        """The pids of the worker processes now running (started on demand)."""
+        return self._pool.processes() if self._pool is not None else []
 
     def shutdown(self) -> None:
         self.ctx.stopping.set()
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def requeue_if_orphaned(ctx: JobContext, job_id: str) -> bool:
+    """Put job ``job_id`` back to ``queued`` (``requeued = "worker_lost"``) if it is ``running`` in a
+    process of this host that is gone; True when this call moved it."""
+    from sqlalchemy import update
+
+    from autovoice.storage import JobRow
+
+    with ctx.db.session() as s:
+        row = s.get(JobRow, job_id)
+        if row is None or row.status != "running":
+            return False
+        worker = row.worker
+    if worker_alive(worker, utcnow(), float("inf")):
+        return False
+    with ctx.db.session() as s:
+        done = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == "running", JobRow.worker == worker)
+            .values(
+                status="queued",
+                stage="requeued",
+                requeued="worker_lost",
+                heartbeat_at=None,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(done, "rowcount", 0) == 1
 
 
 class CeleryQueue:
@@ -170,7 +232,7 @@ class CeleryQueue:
 
 
 def make_queue(ctx: JobContext) -> LocalQueue | CeleryQueue:
-    """``CeleryQueue`` when ``broker_url`` is set, else a ``LocalQueue`` of ``job_workers`` threads."""
+    """``CeleryQueue`` when ``broker_url`` is set, else a ``LocalQueue`` of ``job_workers`` processes."""
     if ctx.settings.broker_url:
         return CeleryQueue(ctx.settings, ctx)
     return LocalQueue(ctx, workers=ctx.settings.job_workers)

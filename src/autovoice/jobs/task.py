@@ -1,4 +1,4 @@
-"""The one task body, :func:`run_job`, shared by :class:`LocalQueue` threads and Celery workers.
+"""The one task body, :func:`run_job`, shared by :class:`LocalQueue`'s worker processes and Celery workers.
 
 It takes a job id, re-reads the row and can run any number of times safely: a finished or cancelled job
 is skipped, outputs go to deterministic paths in the job's folder (each written atomically), and the row
@@ -109,6 +109,15 @@ class Heartbeat:
                 log.warning("job %s: heartbeat not written: %s", self.job_id, exc)
 
 
+class StopFlag(Protocol):
+    """Set when the process running jobs is stopping: a :class:`threading.Event`, or a
+    :mod:`multiprocessing` event shared by the server and its worker processes."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+
 class JobObserver(Protocol):
     """Receives finished jobs (Prometheus metrics in the service and the worker)."""
 
@@ -127,7 +136,7 @@ class JobContext:
     observer: JobObserver | None = None
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     #: Set when the process is stopping; running jobs go back to the queue at their next progress step.
-    stopping: threading.Event = field(default_factory=threading.Event)
+    stopping: StopFlag = field(default_factory=threading.Event)
 
     @property
     def blobs(self) -> BlobStore:

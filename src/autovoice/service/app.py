@@ -2,7 +2,9 @@
 
 Start-up (the lifespan) opens the database and applies migrations, re-indexes the profiles, starts the
 job queue (an embedded :class:`~autovoice.jobs.LocalQueue` re-queues jobs a crash left unfinished) and
-connects the event bus; shutdown stops them in reverse.
+connects the event bus; shutdown stops them in reverse. CPU work never runs on the event loop nor in
+its thread pool: conversions run in the queue's worker processes (embedded) or Celery workers, profile
+builds in the server's own small :class:`~autovoice.jobs.pool.WorkerPool`.
 
 ``/docs`` and ``/redoc`` use local copies of Swagger UI and ReDoc (:mod:`autovoice.service.docs`). What no
 route takes goes to :class:`~autovoice.service.routing.Fallback`: a 405 with the right ``Allow`` header on
@@ -29,6 +31,7 @@ DEFAULT_PORT = 8000
 
 def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
     from autovoice.jobs import JobContext, JobStore, LocalBus, RedisBus, make_queue, redis_url
+    from autovoice.jobs.pool import WorkerPool
     from autovoice.models.devices import resolve_device
     from autovoice.service.auth import ApiKeyAuth, api_key_required
     from autovoice.service.observability import Cached
@@ -68,6 +71,7 @@ def _build_state(settings: Settings, host: str | None, metrics: Any) -> Any:
         limits=limits,
         metrics=metrics,
         device=resolve_device(settings.device),
+        workers=WorkerPool(settings, workers=settings.profile_build_workers, name="builds"),
         health=Cached(settings.health_cache_s),
     )
 
@@ -134,6 +138,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(state.queue.shutdown)
+            await run_in_threadpool(state.workers.shutdown)
             state.bus.close()
             state.db.dispose()
             holder.pop("state", None)

@@ -1,7 +1,8 @@
 """Service functions behind the routes: validate, call the library, shape the result.
 
-Routes stay thin (parse the request, call one of these, return the typed response). Everything here is
-synchronous and runs in the thread pool.
+Routes stay thin (parse the request, call one of these, return the typed response). The synchronous
+functions run in the thread pool; the CPU-heavy part of a profile build or a model upload runs in a worker
+process (``*_here``, through ``ServiceState.workers``), awaited by the ``async`` functions.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
+from autovoice.config import Settings
 from autovoice.errors import (
     AudioError,
     AutoVoiceError,
@@ -94,37 +98,57 @@ def _sample_name(filename: str, taken: set[str], ext: str) -> str:
 
 #: File fields of a trained-model upload (the checkpoint and its optional companions).
 MODEL_FILE_FIELDS = ("model", "index", "config", "cluster")
+#: A trained model's uploaded parts: role (``model``, ``index``...) -> (file on disk, client's name).
+ModelParts = dict[str, tuple[Path, str]]
 
 
-def _stage_uploaded_model(state: ServiceState, form: MultipartForm) -> StagedModel:
-    """Check an uploaded trained model (``model`` + optional ``index``/``config``/``cluster``) and stage
-    it; raises the checkpoint's error (422) and leaves nothing behind."""
-    from autovoice.pipeline.enroll import stage_model
+@dataclass(frozen=True)
+class ProfileRequest:
+    """A checked profile upload, as a worker process builds it: plain values that pickle."""
 
-    parts: dict[str, UploadedFile] = {}
+    name: str
+    samples: list[Path]
+    model: ModelParts | None
+
+
+def _model_parts(form: MultipartForm) -> ModelParts:
+    """The trained model's parts of an upload (``model`` + optional ``index``/``config``/``cluster``),
+    checked for shape only; the files themselves are checked where they are staged."""
+    parts: ModelParts = {}
     for role in MODEL_FILE_FIELDS:
         given = form.files_of(role)
         if len(given) > 1:
             raise ParameterError("invalid_parameter", f"Upload at most one '{role}'.", {"field": role})
         if given:
-            parts[role] = given[0]
+            parts[role] = (given[0].path, given[0].filename)
     if "model" not in parts:
         raise ParameterError(
             "invalid_parameter", "Upload the trained model's .pth file as 'model'.", {"field": "model"}
         )
+    return parts
+
+
+def _stage_model(parts: ModelParts, settings: Settings) -> StagedModel:
+    """Check an uploaded trained model and stage it; raises the checkpoint's error (422) and leaves
+    nothing behind."""
+    from autovoice.pipeline.enroll import stage_model
+
+    def path(role: str) -> Path | None:
+        return parts[role][0] if role in parts else None
+
     return stage_model(
-        parts["model"].path,
-        index=parts["index"].path if "index" in parts else None,
-        config=parts["config"].path if "config" in parts else None,
-        cluster=parts["cluster"].path if "cluster" in parts else None,
-        filenames={role: f.filename for role, f in parts.items()},
-        settings=state.settings,
+        parts["model"][0],
+        index=path("index"),
+        config=path("config"),
+        cluster=path("cluster"),
+        filenames={role: filename for role, (_, filename) in parts.items()},
+        settings=settings,
     )
 
 
-def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
-    """Build and store a profile from uploaded recordings and/or a trained model; returns its summary."""
-    from autovoice.pipeline.enroll import enroll
+def check_profile_upload(state: ServiceState, form: MultipartForm) -> ProfileRequest:
+    """Check a profile upload (fields, name, free name, each recording's header) and give the
+    recordings their client names; the analysis is :func:`build_profile_here`'s."""
     from autovoice.profiles import validate_profile_name
 
     unknown = sorted(set(form.fields) - {"name"})
@@ -156,24 +180,58 @@ def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
         target = f.path.with_name(_sample_name(f.filename, taken, f.path.suffix))
         os.replace(f.path, target)
         paths.append(target)
+    return ProfileRequest(name=name, samples=paths, model=_model_parts(form) if with_model else None)
+
+
+def build_profile_here(request: ProfileRequest, device: str) -> dict[str, Any]:
+    """Build and store the profile (in a worker process: :func:`autovoice.jobs.pool.worker_context`);
+    returns its summary."""
+    from autovoice.jobs.pool import worker_context
+    from autovoice.pipeline.enroll import enroll
+    from autovoice.storage import ProfileIndex
+
+    ctx = worker_context()
+    profiles = ProfileIndex(ctx.db, ctx.settings)
+    parts = request.model
     return enroll(
-        name,
-        paths,
-        model=(lambda: _stage_uploaded_model(state, form)) if with_model else None,
-        save=lambda profile, staged: state.profiles.save(profile, models=staged),
-        settings=state.settings,
-        device=state.device,
+        request.name,
+        request.samples,
+        model=(lambda: _stage_model(parts, ctx.settings)) if parts is not None else None,
+        save=lambda profile, staged: profiles.save(profile, models=staged),
+        settings=ctx.settings,
+        device=device,
     )
 
 
-def add_model(state: ServiceState, profile_id: str, form: MultipartForm) -> dict[str, Any]:
-    """Check an uploaded trained model and store it with profile ``profile_id``; returns the model."""
+async def create_profile(state: ServiceState, form: MultipartForm) -> dict[str, Any]:
+    """Build and store a profile from uploaded recordings and/or a trained model; returns its summary.
+
+    The upload is checked in the thread pool, then the analysis (seconds of CPU per recording) runs in
+    one of the server's worker processes (``Settings.profile_build_workers``): the event loop keeps
+    answering meanwhile."""
+    request = await run_in_threadpool(check_profile_upload, state, form)
+    return await state.workers.run(build_profile_here, request, state.device)
+
+
+def add_model_here(profile_id: str, parts: ModelParts) -> dict[str, Any]:
+    """Check and stage an uploaded trained model and store it with profile ``profile_id`` (in a worker
+    process); returns the model."""
+    from autovoice.jobs.pool import worker_context
+    from autovoice.storage import ProfileIndex
+
+    ctx = worker_context()
+    with _stage_model(parts, ctx.settings) as staged:
+        return ProfileIndex(ctx.db, ctx.settings).add_model(profile_id, staged)
+
+
+async def add_model(state: ServiceState, profile_id: str, form: MultipartForm) -> dict[str, Any]:
+    """Check an uploaded trained model (loading a checkpoint is CPU work: in a worker process) and store
+    it with profile ``profile_id``; returns the model."""
     if form.fields:
         unknown = sorted(form.fields)[0][:40]
         raise ParameterError("invalid_parameter", f"Unexpected form field '{unknown}'.", {"field": unknown})
-    state.profiles.summary(profile_id)  # profile_not_found before the checkpoint is read
-    with _stage_uploaded_model(state, form) as staged:
-        return state.profiles.add_model(profile_id, staged)
+    await run_in_threadpool(state.profiles.summary, profile_id)  # profile_not_found before the checkpoint
+    return await state.workers.run(add_model_here, profile_id, _model_parts(form))
 
 
 # -- conversions ---------------------------------------------------------------------------------

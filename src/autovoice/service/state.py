@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from autovoice.config import Settings
 from autovoice.jobs import EventBus, JobContext, JobStore
+from autovoice.jobs.pool import WorkerPool
 from autovoice.jobs.queue import CeleryQueue, LocalQueue
 from autovoice.service.auth import ApiKeyAuth, token_from_headers
 from autovoice.service.observability import Cached, Metrics
@@ -32,6 +33,8 @@ class ServiceState:
     limits: RateLimits
     metrics: Metrics
     device: str
+    #: Worker processes for the server's own CPU work (profile builds, model checks).
+    workers: WorkerPool
     #: The ``/health`` document, at most ``Settings.health_cache_s`` old.
     health: Cached[HealthResponse] = field(default_factory=lambda: Cached(1.0))
     #: What the last health check found wrong with the data dir (None: nothing).

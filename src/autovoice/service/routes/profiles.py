@@ -109,7 +109,7 @@ async def create_profile(request: Request, state: State) -> ProfilePublic:
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
         )
-        summary = await run_in_threadpool(services.create_profile, state, form)
+        summary = await services.create_profile(state, form)
     finally:
         await run_in_threadpool(services.remove_tree, scratch)
     return ProfilePublic.model_validate(summary)
@@ -156,7 +156,7 @@ async def add_model(profile_id: ProfileId, request: Request, state: State) -> Tr
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
         )
-        model = await run_in_threadpool(services.add_model, state, profile_id, form)
+        model = await services.add_model(state, profile_id, form)
     finally:
         await run_in_threadpool(services.remove_tree, scratch)
     return TrainedModelPublic.model_validate(model)
