@@ -9,18 +9,23 @@ noise) are inputs, drawn once the way :meth:`TrainedEngine.draws` does, so both 
 thing. Each is exported with ``torch.onnx.export`` and timed against PyTorch (``torch.no_grad``) on the same
 inputs, with the same thread count, alternating the two, in one run.
 
-Each decoder runs twice: whole (the NSF excitation inside the ONNX graph too) and split (the excitation,
-a few cumulative sums, stays in PyTorch and is an input of the graph; its time counts in the ONNX figure).
-The split exists because RVC's excitation does not survive the export: ONNX Runtime's linear ``Resize`` of
-the running phase is not monotonic to the last bit, the wrap detector sees thousands of spurious wraps, the
-phase sum drifts to thousands of cycles where float32 loses the fraction, and the sine is off by up to half
-a cycle after a few seconds (max |diff| 0.56 on 10 s).
+Each decoder runs twice: whole (the NSF excitation inside the ONNX graph too, exported here) and split (the
+excitation, a few cumulative sums, stays in PyTorch and is an input of the graph; its time counts in the
+ONNX figure). The split exists because RVC's excitation does not survive the export: ONNX Runtime's linear
+``Resize`` of the running phase is not monotonic to the last bit, the wrap detector sees thousands of
+spurious wraps, the phase sum drifts to thousands of cycles where float32 loses the fraction, and the sine
+is off by up to half a cycle after a few seconds (max |diff| 0.56 on 10 s).
 
-``torch.onnx.export`` needs the ``onnx`` package, which AutoVoice does not depend on: install it (e.g.
-``pip install --target /tmp/onnxpkg onnx`` and run with ``PYTHONPATH=/tmp/onnxpkg``).
+RVC's split is what the ``rvc`` engine ships (option ``decoder``, default ``auto``): this bench exports and
+runs it with the engine's own code (:func:`~autovoice.engines.rvc.onnx_decoder.export_decoder`,
+:class:`~autovoice.engines.rvc.onnx_decoder.OnnxDecoder`: dynamic frames axis, no busy-waiting threads).
+so-vits-svc's split (no gain, not shipped) is exported here.
 
-Usage: ``python bench/onnx_decoders.py [--seconds 10] [--repeats 5] [--threads 2]``
-Writes ``bench/results/onnx_decoders.json`` and ``.md``.
+``torch.onnx.export`` needs the ``onnx`` package (a dependency of AutoVoice; ``make install``).
+
+Usage: ``python bench/onnx_decoders.py [--seconds 10] [--repeats 5] [--threads 2] [--only rvc-v2-48k]``
+(about 5 min on 2 cores, ~3.5 min with ``--only rvc-v2-48k``). Writes ``bench/results/onnx_decoders.json``
+and ``.md``.
 """
 
 from __future__ import annotations
@@ -155,46 +160,59 @@ def _interleaved(
     return times, outs
 
 
-def run_case(
-    name: str, builder: Any, seconds: float, repeats: int, threads: int, folder: Path, *, split: bool = False
-) -> dict[str, Any]:
-    """Time one decoder in both runtimes. ``split``: only the network goes to ONNX; the NSF excitation
-    (:func:`~autovoice.engines.nsf.sine_excitation`) stays in PyTorch, fed to the ONNX graph as an input,
-    and its time is counted in the ONNX Runtime figure."""
+def _failed(row: dict[str, Any], exc: Exception) -> None:
+    row["export_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:400] if str(exc) else ''}"
+    traceback.print_exc()
+
+
+def _shipped_rvc(
+    net: Any, inputs: dict[str, Any], threads: int, path: Path, row: dict[str, Any]
+) -> Callable[[], Any] | None:
+    """The ``rvc`` engine's own ONNX path: its export and its :class:`OnnxDecoder` (excitation in PyTorch)."""
+    from autovoice.engines.rvc.onnx_decoder import OnnxDecoder, export_decoder
+
+    try:
+        t0 = time.perf_counter()
+        export_decoder(net, path)
+        row["export_s"] = round(time.perf_counter() - t0, 1)
+        row["onnx_mb"] = round(path.stat().st_size / 1e6, 1)
+    except Exception as exc:
+        _failed(row, exc)
+        return None
+    dec = OnnxDecoder(path, net, threads=threads)
+    x = dict(inputs)
+    args = (x.pop("phone"), x.pop("pitch"), x.pop("nsff0"), x.pop("sid"))
+    return lambda: dec.infer(*args, **x).numpy()
+
+
+def _bench_export(
+    name: str,
+    wrapper: Any,
+    inputs: dict[str, Any],
+    threads: int,
+    folder: Path,
+    row: dict[str, Any],
+    *,
+    split: bool,
+) -> Callable[[], Any] | None:
+    """A graph exported here (fixed shapes): the whole decoder, or (``split``) all but the excitation, which
+    is then computed in PyTorch on every run and fed to the graph."""
     import onnxruntime as ort
     import torch
 
     from autovoice.engines import nsf
 
-    torch.set_num_threads(threads)
-    net, wrapper, inputs = builder(folder, seconds)
     args = tuple(inputs.values())
     names = list(inputs)
-    params = sum(p.numel() for p in net.parameters())
-    row: dict[str, Any] = {
-        "decoder": name,
-        "seconds": seconds,
-        "sr": net.sr,
-        "params_m": round(params / 1e6, 2),
-    }
-
-    def run_torch() -> Any:
-        with torch.no_grad():
-            return wrapper(*args).numpy()
-
+    dec = wrapper.net.dec
     f0_key = "nsff0" if "nsff0" in inputs else "f0"
-    dec = net.dec
 
     def excitation() -> Any:
         with torch.no_grad():
-            return nsf.sine_excitation(
-                inputs[f0_key], upp=dec.upp, sr=dec.sr, harmonics=dec.harmonics, style=dec.style,
-                phase=inputs["phase"], noise=inputs["source_noise"],
-            )  # fmt: skip
+            return dec.excitation(inputs[f0_key], phase=inputs["phase"], noise=inputs["source_noise"])
 
     export_model, export_args, export_names = wrapper, args, names
     if split:
-        row["decoder"] = f"{name} (excitation in PyTorch)"
 
         class Split(torch.nn.Module):
             def __init__(self) -> None:
@@ -222,13 +240,9 @@ def run_case(
             )  # fmt: skip
         row["export_s"] = round(time.perf_counter() - t0, 1)
         row["onnx_mb"] = round(onnx_path.stat().st_size / 1e6, 1)
-    except Exception as exc:  # report why, honestly, and keep the PyTorch figures
-        row["export_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:400] if str(exc) else ''}"
-        traceback.print_exc()
-        times, _ = _interleaved({"torch": run_torch}, repeats)
-        t = statistics.median(times["torch"])
-        row.update(torch_s=round(t, 3), torch_rtf=round(t / seconds, 3), meets_bar=False)
-        return row
+    except Exception as exc:
+        _failed(row, exc)
+        return None
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -242,6 +256,45 @@ def run_case(
         if split:
             feed["sines"] = excitation().numpy()
         return sess.run(None, {k: feed[k] for k in wanted})[0]
+
+    return run_ort
+
+
+def run_case(
+    name: str, builder: Any, seconds: float, repeats: int, threads: int, folder: Path, *, split: bool = False
+) -> dict[str, Any]:
+    """Time one decoder in both runtimes. ``split``: only the network goes to ONNX; the NSF excitation
+    (:func:`~autovoice.engines.nsf.sine_excitation`) stays in PyTorch, fed to the ONNX graph as an input,
+    and its time is counted in the ONNX Runtime figure. RVC's split is the engine's shipped path."""
+    import torch
+
+    torch.set_num_threads(threads)
+    net, wrapper, inputs = builder(folder, seconds)
+    args = tuple(inputs.values())
+    params = sum(p.numel() for p in net.parameters())
+    row: dict[str, Any] = {
+        "decoder": name,
+        "seconds": seconds,
+        "sr": net.sr,
+        "params_m": round(params / 1e6, 2),
+    }
+
+    def run_torch() -> Any:
+        with torch.no_grad():
+            return wrapper(*args).numpy()
+
+    if split and name.startswith("rvc"):
+        row["decoder"] = f"{name} (shipped: excitation in PyTorch)"
+        run_ort = _shipped_rvc(net, inputs, threads, folder / f"{name}-shipped.onnx", row)
+    else:
+        if split:
+            row["decoder"] = f"{name} (excitation in PyTorch)"
+        run_ort = _bench_export(name, wrapper, inputs, threads, folder, row, split=split)
+    if run_ort is None:  # the export failed: report why, honestly, and keep the PyTorch figures
+        times, _ = _interleaved({"torch": run_torch}, repeats)
+        t = statistics.median(times["torch"])
+        row.update(torch_s=round(t, 3), torch_rtf=round(t / seconds, 3), meets_bar=False)
+        return row
 
     load_before = os.getloadavg()[0]
     times, outs = _interleaved({"torch": run_torch, "ort": run_ort}, repeats)
@@ -301,6 +354,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=["rvc-v2-48k", "sovits-4.1"], default=None)
+    ap.add_argument("--no-write", action="store_true", help="print the table only (a smoke run)")
     a = ap.parse_args()
     cases = {"rvc-v2-48k": build_rvc_case, "sovits-4.1": build_sovits_case}
     rows = []
@@ -310,12 +364,16 @@ def main() -> None:
                 continue
             for split in (False, True):
                 rows.append(run_case(name, builder, a.seconds, a.repeats, a.threads, Path(tmp), split=split))
+    import onnx
     import onnxruntime as ort
     import torch
 
+    if a.no_write:
+        print(table(rows, a.threads))
+        return
     doc = {
         "settings": {"seconds": a.seconds, "repeats": a.repeats, "threads": a.threads, "seed": SEED},
-        "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__},
+        "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__, "onnx": onnx.__version__},
         "bar": {"speedup": SPEEDUP_BAR, "max_abs_diff": PARITY_BAR},
         "results": rows,
     }
