@@ -1,5 +1,5 @@
 """Job tests reuse the service tests' session profile and clips (built once per session)."""
 
-from tests.service.conftest import profile_id, short_clip, voice_profile
+from tests.service.conftest import long_clip, profile_id, short_clip, voice_profile
 
-__all__ = ["profile_id", "short_clip", "voice_profile"]
+__all__ = ["long_clip", "profile_id", "short_clip", "voice_profile"]

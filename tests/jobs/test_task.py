@@ -1,4 +1,7 @@
-"""run_job: idempotence, cancel, attempt limits, failures recorded, CUDA OOM fallback, interruption."""
+"""run_job: idempotence, cancel, attempt limits, failures recorded, CUDA OOM fallback; the local bus.
+
+A local queue's shutdown putting its running job back in the queue: tests/jobs/test_pool.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 
 from autovoice.config import Settings
-from autovoice.jobs import JobContext, LocalBus, LocalQueue, run_job
+from autovoice.jobs import JobContext, LocalBus, run_job
 from autovoice.storage import BlobStore, Database, JobRow
 from tests.support import queued_conversion
 
@@ -126,30 +129,6 @@ def test_cuda_oom_retries_on_cpu(
     assert row.device == "cpu"
     assert row.metrics is not None
     assert row.metrics["device_fallback"] == {"from": "cuda:0", "to": "cpu", "reason": "cuda_oom"}
-
-
-def test_local_queue_shutdown_requeues_running_job(
-    ctx: JobContext, short_clip: Path, profile_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import autovoice.pipeline
-
-    started = threading.Event()
-
-    def slow(*args: Any, progress: Any, **kwargs: Any) -> Any:
-        started.set()
-        while True:  # a long conversion that reports progress, like the real one
-            progress(0.5, "convert")
-            threading.Event().wait(0.05)
-
-    monkeypatch.setattr(autovoice.pipeline, "convert_file", slow)
-    job_id = queued_conversion(ctx, short_clip, profile_id)
-    queue = LocalQueue(ctx, workers=1)
-    queue.start()
-    queue.submit(job_id)
-    assert started.wait(30)
-    queue.shutdown()  # stops at the next progress step
-    row = _row(ctx, job_id)
-    assert (row.status, row.stage, row.attempts, row.requeued) == ("queued", "interrupted", 0, "shutdown")
 
 
 def test_local_bus_delivers_across_threads() -> None:
