@@ -48,6 +48,9 @@ EXPORT_FRAMES = 200
 MIN_FRAMES = 32
 #: ``pip`` names of what the ONNX path needs (the export and the runtime).
 PACKAGES = ("onnx", "onnxruntime")
+#: ``torch.onnx.export`` keeps its state in globals (and ``warnings.catch_warnings`` is process-wide):
+#: one export at a time in a process.
+_EXPORT_LOCK = threading.Lock()
 
 
 def onnx_available() -> bool:
@@ -148,7 +151,7 @@ def export_decoder(net: RVCSynthesizer, path: Path) -> None:
     try:
         # The tracer warns about every shape it turns into a Python number; the dynamic frames axis and
         # MIN_FRAMES cover what those warnings are about.
-        with warnings.catch_warnings(), torch.no_grad():
+        with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module.eval(),
