@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from _common import SPEAKERS, pairs, utterances, write_results
-from autovoice.engines import world as W  # noqa: N812  (W: the engine internals the mappers reuse)
+from autovoice.engines.world.dsp import analyse, encode, smooth_time
+from autovoice.engines.world.engine import WorldEngine
+from autovoice.engines.world.mapping import Mapper
 
 WHISPER_SR = 16_000
 WINDOW = 30 * WHISPER_SR
@@ -61,7 +63,7 @@ def ot_matrix(cs: np.ndarray, ct: np.ndarray) -> np.ndarray:
     return np.asarray(s_ihalf @ mid @ s_ihalf)
 
 
-class OtMapper(W._Mapper):
+class OtMapper(Mapper):
     """Voiced frames through the Gaussian OT map (c1..), c0 from the global map; optional k-NN blend."""
 
     knn_weight = 0.0
@@ -79,7 +81,7 @@ class OtMapper(W._Mapper):
             z = (out[voiced] - self.t.mean_v) / self.t.std_v
             knn = out.copy()
             knn[voiced] = self._knn(z)
-            knn = W._smooth_time(knn, self.knn_smooth_ms, hop_s=self.hop_s)
+            knn = smooth_time(knn, self.knn_smooth_ms, hop_s=self.hop_s)
             out[voiced] = (1 - self.knn_weight) * out[voiced] + self.knn_weight * knn[voiced]
         return out
 
@@ -102,7 +104,7 @@ class CtxKnnMapper:
 
     weight, ctx, k = 0.8, 2, 4
 
-    def __init__(self, inner: W._Mapper) -> None:
+    def __init__(self, inner: Mapper) -> None:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
@@ -124,12 +126,12 @@ class CtxKnnMapper:
         idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
         knn = out.copy()
         knn[voiced] = t.knn[idx].mean(1)
-        knn = W._smooth_time(knn, m.knn_smooth_ms, hop_s=m.hop_s)
+        knn = smooth_time(knn, m.knn_smooth_ms, hop_s=m.hop_s)
         out[voiced] = (1 - self.weight) * out[voiced] + self.weight * knn[voiced]
         return out
 
     def log_gain(self, log_src: np.ndarray, f0: np.ndarray) -> np.ndarray:
-        return W._Mapper.log_gain(self, log_src, f0)  # type: ignore[arg-type]
+        return Mapper.log_gain(self, log_src, f0)  # type: ignore[arg-type]
 
 
 class Whisper:
@@ -182,8 +184,8 @@ class WhisperTargets:
             for u in utterances(s)[:5]:
                 y, _ = load(u, mono=True)
                 f0 = np.asarray(estimate_f0(y, sr=WHISPER_SR).f0, dtype=np.float64)
-                log_sp = np.log(W._analyse(y.astype(np.float32), f0, np.arange(len(f0)), hop_s=0.01))
-                mcep = W._encode(log_sp, warp=1.0)
+                log_sp = np.log(analyse(y.astype(np.float32), f0, np.arange(len(f0)), hop_s=0.01))
+                mcep = encode(log_sp, warp=1.0)
                 k, r = whisper.features(y), whisper.features(y, positional=True)
                 n = min(len(k), len(mcep) // 2)
                 voiced = (f0[0 : 2 * n : 2] > 0) & (f0[1 : 2 * n : 2] > 0)
@@ -199,7 +201,7 @@ class WhisperKnnMapper:
     """The global map with the voiced frames blended toward the mean of the 4 target frames nearest on
     position-free Whisper features (the query is the source frame's 20 ms Whisper frame)."""
 
-    def __init__(self, inner: W._Mapper, keys: np.ndarray, values: np.ndarray, query: np.ndarray, w: float):
+    def __init__(self, inner: Mapper, keys: np.ndarray, values: np.ndarray, query: np.ndarray, w: float):
         self.inner, self.keys, self.values, self.query, self.weight = inner, keys, values, query, w
 
     def __getattr__(self, name: str) -> Any:
@@ -214,12 +216,12 @@ class WhisperKnnMapper:
         idx = np.argpartition(-sim, 3, axis=1)[:, :4]
         est = out.copy()
         est[voiced] = self.values[idx].mean(1)
-        est = W._smooth_time(est, 25.0, hop_s=self.inner.hop_s)
+        est = smooth_time(est, 25.0, hop_s=self.inner.hop_s)
         out[voiced] = (1 - self.weight) * out[voiced] + self.weight * est[voiced]
         return out
 
     def log_gain(self, log_src: np.ndarray, f0: np.ndarray) -> np.ndarray:
-        return W._Mapper.log_gain(self, log_src, f0)  # type: ignore[arg-type]
+        return Mapper.log_gain(self, log_src, f0)  # type: ignore[arg-type]
 
 
 def neighbour_position_share(whisper: Whisper, targets: WhisperTargets, *, positional: bool) -> float:
@@ -253,7 +255,7 @@ def run(name: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
         options = {"knn_weight": 1.0}
     elif name in ("ot", "ot-knn"):
         cls = OtMapper if name == "ot" else OtKnnMapper
-        wrap = lambda m: cls(m.t, m.s, warp=m.warp, options=state["options"], hop_s=m.hop_s)  # noqa: E731
+        wrap = lambda m: cls(m.t, m.s, warp=m.warp, params=state["params"], hop_s=m.hop_s)  # noqa: E731
     elif name in ("gmm", "gmm-fast"):
         engine, options = "gmm", ({"correct": 0} if name == "gmm-fast" else {})
     elif name == "ctx-knn-0.8":
@@ -267,15 +269,15 @@ def run(name: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
     else:
         raise SystemExit(f"unknown candidate {name}")
 
-    engine_cls = gmm.GmmEngine if engine == "gmm" else W.WorldEngine
-    original = engine_cls._mapper
+    engine_cls = gmm.GmmEngine if engine == "gmm" else WorldEngine
+    original = engine_cls.make_mapper
 
     def mapper(self: Any, *a: Any, **kw: Any) -> Any:
-        state["options"] = kw["options"]
+        state["params"] = kw["params"]
         m = original(self, *a, **kw)
         return wrap(m) if wrap is not None else m
 
-    engine_cls._mapper = mapper  # type: ignore[method-assign]
+    engine_cls.make_mapper = mapper  # type: ignore[method-assign]
     try:
         opts = ConversionOptions.parse(
             engine=engine,
@@ -318,7 +320,7 @@ def run(name: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
                 }
             )
     finally:
-        engine_cls._mapper = original  # type: ignore[method-assign]
+        engine_cls.make_mapper = original  # type: ignore[method-assign]
     summary: dict[str, Any] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     summary["rtf"] = float(np.median([r["rtf"] for r in rows]))
     print(name, summary, flush=True)

@@ -97,7 +97,7 @@ def main() -> None:
 
     from autovoice.analysis import F0Track, cents, estimate_f0
     from autovoice.audio import load
-    from autovoice.engines.world import WorldEngine
+    from autovoice.engines.world.engine import WorldEngine
     from autovoice.models import load_voice_encoder
     from autovoice.profiles.model import SampleQuality, VoiceProfile
 

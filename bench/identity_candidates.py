@@ -138,15 +138,15 @@ def _stack(a: np.ndarray, ctx: int) -> np.ndarray:
 
 
 def _mcep(sp: np.ndarray) -> np.ndarray:
-    from autovoice.engines import world
+    from autovoice.engines.world.dsp import encode
 
-    return np.asarray(world._encode(np.log(np.asarray(sp, dtype=np.float64) + 1e-12), warp=1.0))
+    return np.asarray(encode(np.log(np.asarray(sp, dtype=np.float64) + 1e-12), warp=1.0))
 
 
 def _unmcep(m: np.ndarray) -> np.ndarray:
-    from autovoice.engines import world
+    from autovoice.engines.world.dsp import decode
 
-    return np.exp(world._decode(m))
+    return np.exp(decode(m))
 
 
 class Bank:
@@ -198,7 +198,7 @@ def copy_variant(feats: Features, banks: dict[str, Bank], key: str) -> Convert:
 
 def split_variant(banks: dict[str, Bank], split_hz: float) -> Convert:
     def convert(d: dict[str, np.ndarray], y: np.ndarray, tgt: str, tf0: np.ndarray) -> np.ndarray:
-        from autovoice.engines import world
+        from autovoice.engines.world.dsp import decode
 
         b, v = banks[tgt], d["f0"] > 0
         idx = nearest(d["content"][v], b.a["content"])
@@ -206,7 +206,7 @@ def split_variant(banks: dict[str, Bank], split_hz: float) -> Convert:
         src = np.log(d["sp"][v] + 1e-12)
         m = _mcep(d["sp"][v])
         mapped = (m - m.mean(0)) / (m.std(0) + 1e-4) * b.std + b.mean
-        low = world._decode(mapped) + (src - world._decode(m))  # mapped, with the source's fine detail
+        low = decode(mapped) + (src - decode(m))  # mapped, with the source's fine detail
         w = np.clip((np.arange(src.shape[1]) * SR / 1024 - (split_hz - 250)) / 500, 0, 1)[None]
         sp = d["sp"].copy()
         sp[v] = np.exp((1 - w) * low + w * copied)
@@ -328,7 +328,7 @@ def measure(
 
 def pipeline(ctx: dict[str, Any]) -> Callable[[str, np.ndarray, str], np.ndarray]:
     """The shipped pipeline's variants; ``ctx["profile"](speaker)`` builds (once) the profile they use."""
-    from autovoice.engines import world
+    from autovoice.engines.world.engine import WorldEngine
     from autovoice.pipeline import ConversionOptions, convert_audio
     from autovoice.pipeline.enroll import build_profile
 
@@ -356,7 +356,7 @@ def pipeline(ctx: dict[str, Any]) -> Callable[[str, np.ndarray, str], np.ndarray
             engine_options=options,
         )
         profile = profile_of(tgt)
-        original = world.WorldEngine.convert
+        original = WorldEngine.convert
         if name == "world-spread":  # the planned contour's spread scaled to the target's
 
             def spread(self: Any, y: np.ndarray, *, target_f0: np.ndarray, **kw: Any) -> np.ndarray:
@@ -367,11 +367,11 @@ def pipeline(ctx: dict[str, Any]) -> Callable[[str, np.ndarray, str], np.ndarray
                 t[v] = 2 ** (med + (lt - med) * st / max(float(lt.std()), 1e-3))
                 return original(self, y, target_f0=t, **kw)
 
-            world.WorldEngine.convert = spread  # type: ignore[method-assign]
+            WorldEngine.convert = spread  # type: ignore[method-assign]
         try:
             return convert_audio(y, sr=SR, profile=profile, options=opts, mode="speech").mix[0]
         finally:
-            world.WorldEngine.convert = original  # type: ignore[method-assign]
+            WorldEngine.convert = original  # type: ignore[method-assign]
 
     return run
 

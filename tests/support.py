@@ -160,7 +160,7 @@ def engine_profile(features: dict[str, np.ndarray], name: str = "target") -> Voi
 def tone_voice_profile(sr: int = 16_000) -> VoiceProfile:
     """A profile of a synthetic voice around 220 Hz (world features, vocal range), built in ~1 s."""
     from autovoice.analysis import estimate_f0, vocal_range
-    from autovoice.engines.world import WorldEngine
+    from autovoice.engines.world.engine import WorldEngine
     from autovoice.profiles.profile import VoiceProfile
 
     t = np.arange(int(4.0 * sr)) / sr

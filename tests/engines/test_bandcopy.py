@@ -12,7 +12,8 @@ from scipy.signal import stft
 from autovoice.analysis import F0Track, estimate_f0
 from autovoice.engines import ENGINES, get_engine
 from autovoice.engines.bandcopy import FEATURE_VERSION, KEY_DIM, MAX_FRAMES, BandcopyEngine
-from autovoice.engines.world import N_MEL, WorldEngine
+from autovoice.engines.world.dsp import N_MEL
+from autovoice.engines.world.engine import WorldEngine
 from autovoice.errors import ParameterError
 from tests.support import engine_profile, known_track, melody, voice_like, voicing
 

@@ -11,8 +11,18 @@ import pytest
 from autovoice.analysis import F0Track, estimate_f0
 from autovoice.audio import load
 from autovoice.engines import ENGINES, get_engine
-from autovoice.engines.gmm import FEATURE_VERSION, N_CLASSES, GmmEngine, Q, _Classes, _ClassMapper
-from autovoice.engines.world import N_CEP, WorldEngine, _Stats
+from autovoice.engines.gmm import (
+    FEATURE_VERSION,
+    N_CLASSES,
+    ClassMapper,
+    GmmEngine,
+    GmmParams,
+    PhoneticClasses,
+    Q,
+)
+from autovoice.engines.world.dsp import N_CEP
+from autovoice.engines.world.engine import WorldEngine
+from autovoice.engines.world.mapping import VoiceStats
 from autovoice.errors import ParameterError
 from autovoice.profiles.profile import VoiceProfile
 from tests.support import (
@@ -87,26 +97,14 @@ def test_class_mapper_moves_each_class_by_its_mean_difference() -> None:
     means[0, 0], means[1, 0] = -3.0, 3.0  # classes differ on c1
     target_class = np.zeros((2, N_CEP))
     target_class[0, 5], target_class[1, 5] = 1.0, -1.0  # the target puts them apart on c5
-    classes = _Classes(np.array([0.5, 0.5]), means, np.full((2, Q), 0.2), target_class)
+    classes = PhoneticClasses(np.array([0.5, 0.5]), means, np.full((2, Q), 0.2), target_class)
     frames = np.zeros((400, N_CEP))
     frames[:200, 1], frames[200:, 1] = -3.0, 3.0
     frames[:, 1:] += 0.1 * rng.standard_normal((400, N_CEP - 1))
-    stats = _Stats(np.zeros(N_CEP), np.ones(N_CEP), np.zeros(N_CEP), np.ones(N_CEP), knn=frames)
-    source = _Stats(np.zeros(N_CEP), np.ones(N_CEP), np.zeros(N_CEP), np.ones(N_CEP), frames_v=frames)
-    options = {
-        "n_cep": N_CEP,
-        "knn_k": 0,
-        "knn_weight": 0.0,
-        "knn_dims": 20,
-        "knn_smooth_ms": 25.0,
-        "gain_smooth_ms": 30.0,
-        "gain_gate_db": 30.0,
-        "gain_max_db": 24.0,
-        "class_weight": 1.0,
-        "class_shrink": 20.0,
-        "class_smooth_ms": 0.0,
-    }
-    mapper = _ClassMapper(stats, source, classes=classes, warp=1.0, options=options, hop_s=0.01)
+    stats = VoiceStats(np.zeros(N_CEP), np.ones(N_CEP), np.zeros(N_CEP), np.ones(N_CEP), knn=frames)
+    source = VoiceStats(np.zeros(N_CEP), np.ones(N_CEP), np.zeros(N_CEP), np.ones(N_CEP), frames_v=frames)
+    params = GmmParams.resolve("balanced", {"n_cep": N_CEP, "class_smooth_ms": 0.0})
+    mapper = ClassMapper(stats, source, classes=classes, warp=1.0, params=params, hop_s=0.01)
     moved = mapper.refine(frames[[0, 300]]) - frames[[0, 300]]
     trust = 200 / 220
     assert moved[0, 5] == pytest.approx(trust * (1.0 - frames[:200, 5].mean()), abs=1e-6)
@@ -143,7 +141,7 @@ def test_real_speech_moves_toward_the_target(speech_dir: Any) -> None:
     """A male utterance converted toward a female profile ends nearer to her than the world engine's
     global map alone (no k-NN) takes it, measured on the envelope the gmm engine does not see at
     build time: the output's mean voiced cepstrum."""
-    from autovoice.engines import world
+    from autovoice.engines.world.dsp import analyse, encode, n_frames, to_internal
 
     tgt = np.concatenate([load(f, sr=SR, mono=True)[0] for f in speaker_files(FEMALE[1])[:3]])
     profile = engine_profile(_features(tgt, estimate_f0(tgt, sr=SR)))
@@ -153,10 +151,10 @@ def test_real_speech_moves_toward_the_target(speech_dir: Any) -> None:
     kw: dict[str, Any] = {"sr": SR, "f0": track, "target_f0": plan, "profile": profile}
 
     def distance(out: np.ndarray) -> float:
-        n = min(len(plan), world._n_frames(len(out), sr=SR, hop_s=track.hop_s))
+        n = min(len(plan), n_frames(len(out), sr=SR, hop_s=track.hop_s))
         frames = np.flatnonzero(plan[:n] > 0)
-        x16 = world._to_internal(out, sr=SR)
-        mcep = world._encode(np.log(world._analyse(x16, plan[frames], frames, hop_s=track.hop_s)), warp=1.0)
+        x16 = to_internal(out, sr=SR)
+        mcep = encode(np.log(analyse(x16, plan[frames], frames, hop_s=track.hop_s)), warp=1.0)
         return float(np.linalg.norm((mcep.mean(0) - profile.features["world.mcep_mean_v"])[1:30]))
 
     moved = distance(GmmEngine().convert(y, **kw))
@@ -167,14 +165,14 @@ def test_real_speech_moves_toward_the_target(speech_dir: Any) -> None:
 def test_correction_in_windows_equals_one_window(tone: tuple[np.ndarray, F0Track, VoiceProfile]) -> None:
     """The closed-loop correction filters long audio in windows (bounded memory); away from float noise
     the result is the one-window result."""
-    from autovoice.engines.gmm import _correct, resolve_options
+    from autovoice.engines.gmm import correct_envelope
 
     f = melody(9.0, sr=SR, notes=(150.0, 180.0, 165.0), vibrato=0.02)
     y = 0.5 * voice_like(f, sr=SR, seed=3)
     track = known_track(f, sr=SR, voiced=voicing(len(y), sr=SR))
     kw: dict[str, Any] = {"sr": SR, "target_f0": track.f0, "hop_s": track.hop_s, "profile": tone[2]}
-    windows = _correct(y, options=resolve_options("balanced", {"window_s": 2.0}), **kw)
-    whole = _correct(y, options=resolve_options("balanced", {"window_s": 60.0}), **kw)
+    windows = correct_envelope(y, params=GmmParams.resolve("balanced", {"window_s": 2.0}), **kw)
+    whole = correct_envelope(y, params=GmmParams.resolve("balanced", {"window_s": 60.0}), **kw)
     assert windows.shape == whole.shape == y.shape
     assert not np.allclose(whole, y, atol=1e-3)  # the correction does something here
     np.testing.assert_allclose(windows, whole, atol=2e-3)

@@ -12,12 +12,10 @@ import pytest
 from autovoice.analysis import F0Track, cents, estimate_f0, vocal_range
 from autovoice.audio import load
 from autovoice.engines import get_engine
-from autovoice.engines.world import (
-    FEATURE_VERSION,
-    N_CEP,
-    PRESET_OPTIONS,
-    WorldEngine,
-)
+from autovoice.engines.world.dsp import N_CEP
+from autovoice.engines.world.engine import WorldEngine
+from autovoice.engines.world.mapping import FEATURE_VERSION
+from autovoice.engines.world.options import PRESET_OPTIONS
 from autovoice.errors import AudioError, AutoVoiceError, ParameterError
 from autovoice.profiles.profile import VoiceProfile
 from tests.support import (
@@ -304,11 +302,61 @@ def test_speech_moves_toward_the_target_speaker(speech_dir: Path, source: str, t
 def test_filter_with_unity_gains_gives_back_the_input() -> None:
     """The filter's STFT reconstructs exactly: no gain ripple at the frame rate (a sine window without a
     synthesis window once modulated the output by up to 3 dB at 100 Hz)."""
-    from autovoice.engines.world import FFT_SIZE, _filter
+    from autovoice.engines.world.dsp import FFT_SIZE, apply_gains
 
     sr = 44_100
     rng = np.random.default_rng(0)
     y = (0.1 * rng.standard_normal(sr)).astype(np.float32)
     n = 100
-    out = _filter(y, np.zeros((n, FFT_SIZE // 2 + 1)), t_frames=np.arange(n) * 0.01 * sr, sr=sr)
+    out = apply_gains(y, np.zeros((n, FFT_SIZE // 2 + 1)), t_frames=np.arange(n) * 0.01 * sr, sr=sr)
     np.testing.assert_allclose(out, y, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("engine", "params"),
+    [("world", "WorldParams"), ("gmm", "GmmParams"), ("bandcopy", "BandcopyParams")],
+)
+def test_options_resolve_to_a_typed_model_with_every_override(engine: str, params: str) -> None:
+    """Every option a caller may override is a typed field of the resolved model, set by every preset,
+    and an override lands in it (one list of options, not a dictionary that could miss one)."""
+    cls = get_engine(engine).params_model
+    assert cls.__name__ == params
+    assert set(cls.overrides.model_fields) == set(cls.model_fields)
+    for preset in PRESET_OPTIONS:
+        resolved = cls.resolve(preset)
+        assert all(getattr(resolved, k) is not None for k in cls.model_fields)
+    assert cls.resolve("fast", {"knn_k": 7}).knn_k == 7
+    with pytest.raises(ParameterError) as err:
+        cls.resolve("fast", {"no_such_option": 1})
+    assert err.value.code == "invalid_engine_options"
+
+
+def test_window_plan_covers_the_input_once() -> None:
+    """The windows' cores tile the input and their crossfades sum to one: unity segments overlap-add to
+    unity, whatever the window, context and rate."""
+    from autovoice.engines.world.dsp import WindowPlan, n_frames
+
+    for sr, hop_s, window_s, n_samples in [(16_000, 0.01, 1.0, 51_234), (44_100, 0.005, 1.3, 200_001)]:
+        n = n_frames(n_samples, sr=sr, hop_s=hop_s)
+        plan = WindowPlan.over(
+            n, n_samples=n_samples, sr=sr, hop_s=hop_s, window_s=window_s, context_s=0.3, crossfade_s=0.1
+        )
+        assert len(plan.windows) > 2
+        assert plan.windows[0].s0 == 0
+        assert plan.windows[-1].s1 == n_samples
+        out = np.zeros(n_samples, dtype=np.float32)
+        for w in plan.windows:
+            assert len(plan.frame_times(w)) == w.b - w.a
+            plan.add(out, np.ones(w.s1 - w.s0, dtype=np.float32), w)
+        np.testing.assert_allclose(out, 1.0, atol=1e-6)
+
+
+def test_only_the_world_engine_streams() -> None:
+    """Streaming is part of an engine's interface: the world engine opens a stream, the engines built on
+    it (whose mapping the stream does not carry) do not claim to."""
+    from autovoice.engines.base import StreamingEngine
+    from autovoice.pipeline.live import streaming_engines
+
+    assert isinstance(get_engine("world"), StreamingEngine)
+    assert not isinstance(get_engine("gmm"), StreamingEngine)
+    assert streaming_engines() == ["world"]

@@ -20,8 +20,8 @@ ENGINES = Registry(
         Choice(
             "world",
             "Training-free WORLD envelope conversion with PSOLA pitch; CPU, no models.",
-            "autovoice.engines.world:WorldEngine",
-            "autovoice.engines.world:WorldOptions",
+            "autovoice.engines.world.engine:WorldEngine",
+            "autovoice.engines.world.options:WorldOptions",
         ),
         Choice(
             "gmm",

@@ -18,7 +18,7 @@ difference by frequency:
 3. The two meet in a short-time Fourier transform: a crossfade ``split_hz`` +- ``split_width_hz`` / 2
    wide, weighted by voicing (unvoiced sounds, fricatives above all, keep the world engine's band),
    with the copied band's level matched frame by frame to the band it replaces (the loudness contour
-   stays the source's). Above :data:`~autovoice.engines.world.MERGE_HZ` the world engine's band stays
+   stays the source's). Above :data:`~autovoice.engines.world.dsp.MERGE_HZ` the world engine's band stays
    (a 44.1/48 kHz input keeps its air).
 
 Stored profile features (``bandcopy.`` prefix; the engine also reads the ``world.*`` features):
@@ -51,9 +51,26 @@ from pydantic import ConfigDict, Field
 from autovoice.analysis.content import content_features
 from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import resample
-from autovoice.engines import world
-from autovoice.engines.base import Preset
-from autovoice.engines.world import INTERNAL_SR, N_MEL, WorldEngine, WorldOptions
+from autovoice.engines.base import Preset, profile_outdated
+from autovoice.engines.world.dsp import (
+    BINS_HZ,
+    FFT_SIZE,
+    INTERNAL_SR,
+    MEL_HZ,
+    MERGE_HZ,
+    N_MEL,
+    WindowPlan,
+    analyse,
+    check_enrollment,
+    lerp_columns,
+    n_frames,
+    regrid_f0,
+    smooth_time,
+    to_internal,
+)
+from autovoice.engines.world.engine import WorldFamilyEngine
+from autovoice.engines.world.mapping import profile_stats
+from autovoice.engines.world.options import WorldOptions, WorldParams
 from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
@@ -99,22 +116,25 @@ class BandcopyOptions(WorldOptions):
     )
 
 
-def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The full option set of ``preset`` with ``options`` (validated by :class:`BandcopyOptions`) on top."""
-    return world.resolve_options(
-        preset,
-        options,
-        engine="bandcopy",
-        model=BandcopyOptions,
-        common=COMMON_OPTIONS,
-        presets=PRESET_OPTIONS,
-    )
+class BandcopyParams(WorldParams):
+    """The options a bandcopy conversion runs with: the world engine's and the copied band's, all set."""
+
+    engine: ClassVar[str] = "bandcopy"
+    overrides: ClassVar[type[WorldOptions]] = BandcopyOptions
+    own_common: ClassVar[Mapping[str, Any]] = COMMON_OPTIONS
+    own_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = PRESET_OPTIONS
+
+    split_hz: float
+    split_width_hz: float
+    copy_k: int
+    copy_smooth_ms: float
 
 
-class BandcopyEngine(WorldEngine):
+class BandcopyEngine(WorldFamilyEngine[BandcopyParams]):
     """The world engine below the split, the target's own frames above it (see the module docstring)."""
 
     name: ClassVar[str] = "bandcopy"
+    params_model: ClassVar[type[WorldParams]] = BandcopyParams
 
     def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
         """The voice's voiced frames for copying (see the module docstring for the keys).
@@ -122,11 +142,11 @@ class BandcopyEngine(WorldEngine):
         Raises what :meth:`WorldEngine.profile_features` raises (too little voiced audio, bad input), without
         repeating its analysis (the world engine's own features are computed by that engine).
         """
-        x, _ = world._enrollment(y, sr=sr, f0=f0)  # checked as the world engine checks it
-        x16 = world._to_internal(x, sr=sr)
+        x, _ = check_enrollment(y, sr=sr, f0=f0)  # checked as the world engine checks it
+        x16 = to_internal(x, sr=sr)
         content = content_features(x16, device=self.device)
         n = 2 * len(content)
-        f0_grid = world._regrid_f0(
+        f0_grid = regrid_f0(
             np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
         voiced = (f0_grid[0::2] > 0) & (f0_grid[1::2] > 0)  # content frames voiced in both halves
@@ -159,11 +179,7 @@ class BandcopyEngine(WorldEngine):
         Raises what the world engine raises; ``profile_outdated`` when the profile was built before this
         engine's features existed (or with another version of them).
         """
-        o = (
-            self.options
-            if preset is None and options is None
-            else self._resolve(preset or self.preset, options)
-        )
+        o = self.params_for(preset, options)
         bank = _profile_bank(profile)  # profile_outdated before any work
         low = super().convert(
             y,
@@ -176,12 +192,12 @@ class BandcopyEngine(WorldEngine):
             progress=lambda p, s: progress(0.7 * p, s),
         )
         x = np.asarray(y, dtype=np.float32).reshape(-1)
-        x16 = world._to_internal(x, sr=sr)
-        n = world._n_frames(len(x16), sr=INTERNAL_SR, hop_s=FRAME_HOP_S)
-        src_f0 = world._regrid_f0(
+        x16 = to_internal(x, sr=sr)
+        n = n_frames(len(x16), sr=INTERNAL_SR, hop_s=FRAME_HOP_S)
+        src_f0 = regrid_f0(
             np.asarray(f0.f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
-        tgt_f0 = world._regrid_f0(
+        tgt_f0 = regrid_f0(
             np.asarray(target_f0, dtype=np.float64), src_hop_s=f0.hop_s, dst_hop_s=FRAME_HOP_S, n=n
         )
         voiced = np.flatnonzero((src_f0 > 0) & (tgt_f0 > 0))
@@ -191,34 +207,28 @@ class BandcopyEngine(WorldEngine):
         content = content_features(x16, device=self.device)
         is_voiced = np.zeros(n, dtype=bool)
         is_voiced[voiced] = True
-        mask = world._smooth_time(is_voiced.astype(np.float32), 20.0, hop_s=FRAME_HOP_S)
+        mask = smooth_time(is_voiced.astype(np.float32), 20.0, hop_s=FRAME_HOP_S)
         # In windows with context and crossfades, as the world engine converts, so memory stays bounded.
-        win = max(int(round(float(o["window_s"]) / FRAME_HOP_S)), 1)
-        ctx = int(round(float(o["context_s"]) / FRAME_HOP_S))
-        fade = max(min(int(round(float(o["crossfade_s"]) / FRAME_HOP_S)), ctx), 1)
-        hop_n = FRAME_HOP_S * sr
+        plan = WindowPlan.over(
+            n,
+            n_samples=len(x),
+            sr=sr,
+            hop_s=FRAME_HOP_S,
+            window_s=o.window_s,
+            context_s=o.context_s,
+            crossfade_s=o.crossfade_s,
+        )
         out = np.zeros(len(x), dtype=np.float32)
-        starts = list(range(0, n, win))
-        for w, f_lo in enumerate(starts):
-            f_hi = min(f_lo + win, n)
-            a, b = max(f_lo - ctx, 0), min(f_hi + ctx, n)
-            last = w == len(starts) - 1
-            s0, s1 = int(round(a * hop_n)), len(x) if last else min(int(round(b * hop_n)), len(x))
-            here = np.flatnonzero(is_voiced[a:b])
-            seg = low[s0:s1]
+        for i, w in enumerate(plan.windows):
+            here = np.flatnonzero(is_voiced[w.a : w.b])
+            seg = low[w.s0 : w.s1]
             if len(here) >= 2:
-                high = _copied_band(content, tgt_f0[a:b], here, first=a, bank=bank, options=o)
+                high = _copied_band(content, tgt_f0[w.a : w.b], here, first=w.a, bank=bank, params=o)
                 high = resample(high, orig_sr=INTERNAL_SR, target_sr=sr)
-                seg = _crossover(seg, high, mask[a:b], sr=sr, options=o)
-            core = (int(round(f_lo * hop_n)), len(x) if last else int(round(f_hi * hop_n)))
-            world._overlap_add(
-                out, seg, s0=s0, core=core, fade=int(round(fade * hop_n)), first=w == 0, last=last
-            )
-            progress(0.7 + 0.3 * (w + 1) / len(starts), "convert")
+                seg = _crossover(seg, high, mask[w.a : w.b], sr=sr, params=o)
+            plan.add(out, seg, w)
+            progress(0.7 + 0.3 * (i + 1) / len(plan.windows), "convert")
         return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
-
-    def _resolve(self, preset: Preset, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        return resolve_options(preset, options)
 
 
 class _Bank:
@@ -240,7 +250,7 @@ def _profile_bank(profile: VoiceProfile) -> _Bank:
             if missing
             else f"has bandcopy engine features of version {version}; this engine reads {FEATURE_VERSION}"
         )
-        raise world.profile_outdated(
+        raise profile_outdated(
             profile.name, "bandcopy", why, missing=["bandcopy." + k for k in missing], version=version
         )
     k = np.asarray(feats["bandcopy.keys"], dtype=np.float32)
@@ -259,13 +269,13 @@ def _profile_bank(profile: VoiceProfile) -> _Bank:
             "(autovoice profile create).",
             {"profile": profile.name},
         )
-    world._profile_stats(profile)  # the world engine's features, checked as it checks them
+    profile_stats(profile)  # the world engine's features, checked as it checks them
     return _Bank(k, env, ap)
 
 
 def _analyse(x16: np.ndarray, f0: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CheapTrick log power envelopes and D4C log aperiodicities of ``frames`` on the mel grid."""
-    sp = world._analyse(x16, f0[frames], frames, hop_s=FRAME_HOP_S)
+    sp = analyse(x16, f0[frames], frames, hop_s=FRAME_HOP_S)
     t = frames * FRAME_HOP_S
     s0 = max(int((t.min() - 0.05) * INTERNAL_SR), 0)
     s1 = min(int((t.max() + 0.05) * INTERNAL_SR) + 1, len(x16))
@@ -274,18 +284,18 @@ def _analyse(x16: np.ndarray, f0: np.ndarray, frames: np.ndarray) -> tuple[np.nd
         np.ascontiguousarray(f0[frames], dtype=np.float64),
         np.ascontiguousarray(t - s0 / INTERNAL_SR),
         INTERNAL_SR,
-        fft_size=world.FFT_SIZE,
+        fft_size=FFT_SIZE,
     )
     return _on_mel(np.log(sp)), _on_mel(np.log(np.clip(ap, 1e-4, 1.0)))
 
 
 def _on_mel(log_bins: np.ndarray) -> np.ndarray:
-    pos = np.interp(world._MEL_HZ, world._BINS_HZ, np.arange(len(world._BINS_HZ)))
-    return world._lerp_columns(log_bins, pos)
+    pos = np.interp(MEL_HZ, BINS_HZ, np.arange(len(BINS_HZ)))
+    return lerp_columns(log_bins, pos)
 
 
 def _to_bins(log_mel: np.ndarray) -> np.ndarray:
-    return world._lerp_columns(log_mel, np.interp(world._BINS_HZ, world._MEL_HZ, np.arange(N_MEL)))
+    return lerp_columns(log_mel, np.interp(BINS_HZ, MEL_HZ, np.arange(N_MEL)))
 
 
 def _copied_band(
@@ -295,13 +305,13 @@ def _copied_band(
     *,
     first: int,
     bank: _Bank,
-    options: dict[str, Any],
+    params: BandcopyParams,
 ) -> np.ndarray:
     """WORLD synthesis (16 kHz) at ``tgt_f0`` of the enrollment frames nearest in content to each voiced
     10 ms frame of a window (``voiced``: frame indices in the window, which starts at frame ``first`` of
     ``content``, the whole source's 20 ms content features)."""
     query = content[np.minimum((first + voiced) // 2, len(content) - 1)]
-    k = min(int(options["copy_k"]), len(bank.keys))
+    k = min(params.copy_k, len(bank.keys))
     idx = np.empty((len(query), k), dtype=np.int64)
     for i in range(0, len(query), 512):  # bounded similarity matrices
         sim = query[i : i + 512] @ bank.keys.T
@@ -311,7 +321,7 @@ def _copied_band(
     ap = np.zeros((n, N_MEL), dtype=np.float64)  # log 1: noise where nothing is copied
     env[voiced] = bank.log_env[idx].mean(1)
     ap[voiced] = bank.log_ap[idx].mean(1)
-    ms = float(options["copy_smooth_ms"])
+    ms = params.copy_smooth_ms
     env = _smooth_voiced(env, voiced, ms)
     ap = _smooth_voiced(ap, voiced, ms)
     f0 = np.zeros(n)
@@ -331,12 +341,12 @@ def _smooth_voiced(a: np.ndarray, voiced: np.ndarray, ms: float) -> np.ndarray:
     holds the next voiced frame's value, so unvoiced neighbours do not pull the edges."""
     nearest = voiced[np.clip(np.searchsorted(voiced, np.arange(len(a))), 0, len(voiced) - 1)]
     out = a.copy()
-    out[voiced] = world._smooth_time(a[nearest], ms, hop_s=FRAME_HOP_S)[voiced]
+    out[voiced] = smooth_time(a[nearest], ms, hop_s=FRAME_HOP_S)[voiced]
     return out
 
 
 def _crossover(
-    low: np.ndarray, high: np.ndarray, mask: np.ndarray, *, sr: int, options: dict[str, Any]
+    low: np.ndarray, high: np.ndarray, mask: np.ndarray, *, sr: int, params: BandcopyParams
 ) -> np.ndarray:
     """``low`` with its band above the split replaced by ``high`` where ``mask`` (voicing per 10 ms
     frame) is on; ``high``'s level matched per STFT frame to the band it replaces."""
@@ -348,8 +358,8 @@ def _crossover(
     hop = int(round(_STFT_HOP_S * sr))
     freqs, times, a = stft(low, fs=sr, nperseg=nper, noverlap=nper - hop, boundary="even", padded=True)
     _, _, b = stft(high, fs=sr, nperseg=nper, noverlap=nper - hop, boundary="even", padded=True)
-    split, width = float(options["split_hz"]), float(options["split_width_hz"])
-    lo_edge, hi_edge = world.MERGE_HZ
+    split, width = params.split_hz, params.split_width_hz
+    lo_edge, hi_edge = MERGE_HZ
     w = np.clip((freqs - (split - width / 2)) / width, 0.0, 1.0)
     w *= np.clip((hi_edge - freqs) / (hi_edge - lo_edge), 0.0, 1.0)
     m = np.interp(times, np.arange(len(mask)) * FRAME_HOP_S, mask)

@@ -7,7 +7,7 @@ its own options, and one :class:`~autovoice.registry.Choice` in :data:`autovoice
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -60,6 +60,46 @@ class Engine(Protocol):
         ...
 
 
+class EngineStream(Protocol):
+    """One live stream's conversion state for an engine (what :meth:`StreamingEngine.open_stream` returns).
+
+    The live converter hands it consecutive, overlapping windows of the input. A window's frame ``j`` is
+    centred at sample ``j * hop`` of the window (``hop`` = 10 ms); the window's first frame is global
+    frame ``first_frame``. Frames before ``final_frames`` will never change (their F0 is final); the
+    rest lie in the lookahead. The next window will start ``advance`` samples later, where the
+    stream may pick up state it carried (such as a pitch-mark phase).
+    """
+
+    #: Past audio (s) the stream needs before the span it converts.
+    context_s: float
+    #: Future audio (s) it needs after the span.
+    lookahead_s: float
+
+    def convert_window(
+        self,
+        x: np.ndarray,
+        *,
+        source_f0: np.ndarray,
+        target_f0: np.ndarray,
+        first_frame: int,
+        final_frames: int,
+        advance: int,
+    ) -> np.ndarray:
+        """The converted window: ``(len(x),)`` float32 at the stream's rate."""
+        ...
+
+
+@runtime_checkable
+class StreamingEngine(Protocol):
+    """An engine that can convert live: it opens a stream per live session."""
+
+    def open_stream(
+        self, profile: VoiceProfile, *, sr: int, preset: Preset, options: Mapping[str, Any]
+    ) -> EngineStream:
+        """A new stream for ``profile`` at ``sr`` with this preset and engine options."""
+        ...
+
+
 def options_error(engine: str, exc: ValidationError) -> ParameterError:
     """``invalid_engine_options`` naming the first offending option of ``engine``."""
     errors = [{"option": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
@@ -68,4 +108,23 @@ def options_error(engine: str, exc: ValidationError) -> ParameterError:
         "invalid_engine_options",
         f"Invalid option '{first['option']}' for the {engine} engine: {first['msg']}.",
         {"engine": engine, "errors": errors},
+    )
+
+
+def profile_outdated(
+    name: str, engine: str, why: str, *, missing: list[str], version: int | None
+) -> ParameterError:
+    """``profile_outdated``: the profile was built before this engine (or this version of its
+    features) existed; rebuilding it from its recordings computes them."""
+    return ParameterError(
+        "profile_outdated",
+        f"Profile '{name}' {why}. Rebuild it from its recordings (autovoice profile create '{name}' "
+        f"FILE...) to convert with the {engine} engine.",
+        {
+            "profile": name,
+            "engine": engine,
+            "missing": missing,
+            "version": version,
+            "rebuild": f"autovoice profile create '{name}' FILE...",
+        },
     )

@@ -45,9 +45,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from autovoice.engines import world
-from autovoice.engines.base import Preset
-from autovoice.engines.world import N_CEP, WorldEngine, WorldOptions
+from autovoice.engines.base import Preset, profile_outdated
+from autovoice.engines.world.dsp import (
+    MERGE_FADE,
+    N_CEP,
+    WindowPlan,
+    analyse,
+    apply_gains,
+    decode,
+    encode,
+    n_frames,
+    smooth_time,
+    to_internal,
+)
+from autovoice.engines.world.engine import WorldFamilyEngine
+from autovoice.engines.world.mapping import Mapper, VoiceStats
+from autovoice.engines.world.options import WorldOptions, WorldParams
 from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
@@ -82,7 +95,7 @@ _REQUIRED_KEYS = ("version", "weights", "means", "variances", "class_means")
 
 
 class GmmOptions(WorldOptions):
-    """The gmm engine's options: the world engine's (:class:`~autovoice.engines.world.WorldOptions`)
+    """The gmm engine's options: the world engine's (:class:`~autovoice.engines.world.options.WorldOptions`)
     plus the class map's. Each one left out takes its preset's value."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -100,17 +113,26 @@ class GmmOptions(WorldOptions):
     )
 
 
-def resolve_options(preset: Preset, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The full option set of ``preset`` with ``options`` (validated by :class:`GmmOptions`) on top."""
-    return world.resolve_options(
-        preset, options, engine="gmm", model=GmmOptions, common=COMMON_OPTIONS, presets=PRESET_OPTIONS
-    )
+class GmmParams(WorldParams):
+    """The options a gmm conversion runs with: the world engine's plus the class map's, every one set."""
+
+    engine: ClassVar[str] = "gmm"
+    overrides: ClassVar[type[WorldOptions]] = GmmOptions
+    own_common: ClassVar[Mapping[str, Any]] = COMMON_OPTIONS
+    own_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = PRESET_OPTIONS
+
+    class_weight: float
+    class_shrink: float
+    class_smooth_ms: float
+    correct: int
+    correct_max_db: float
 
 
-class GmmEngine(WorldEngine):
+class GmmEngine(WorldFamilyEngine[GmmParams]):
     """Training-free conversion with a per-profile phonetic-class map (see the module docstring)."""
 
     name: ClassVar[str] = "gmm"
+    params_model: ClassVar[type[WorldParams]] = GmmParams
 
     def profile_features(self, y: np.ndarray, *, sr: int, f0: F0Track) -> dict[str, np.ndarray]:
         """The class map of a voice's enrollment audio (see the module docstring for the keys).
@@ -125,7 +147,7 @@ class GmmEngine(WorldEngine):
         k = int(min(N_CLASSES, max(len(z) // 50, 1)))
         gmm = GaussianMixture(k, covariance_type="diag", reg_covar=1e-2, random_state=0, max_iter=100)
         gmm.fit(z[:, 1 : Q + 1])
-        classes = _Classes(gmm.weights_, gmm.means_, gmm.covariances_, np.zeros((k, N_CEP)))
+        classes = PhoneticClasses(gmm.weights_, gmm.means_, gmm.covariances_, np.zeros((k, N_CEP)))
         post = classes.posteriors(z)
         class_means = (post.T @ z) / np.maximum(post.sum(0), 1e-6)[:, None]
         return {
@@ -153,11 +175,7 @@ class GmmEngine(WorldEngine):
         Raises what the world engine raises; ``profile_outdated`` when the profile was built before
         this engine's features existed (or with another version of them).
         """
-        o = (
-            self.options
-            if preset is None and options is None
-            else self._resolve(preset or self.preset, options)
-        )
+        o = self.params_for(preset, options)
         _profile_classes(profile)  # profile_outdated before any work
         out = super().convert(
             y,
@@ -169,29 +187,19 @@ class GmmEngine(WorldEngine):
             options=options,
             progress=progress,
         )
-        for _ in range(int(o["correct"])):
-            out = _correct(out, sr=sr, target_f0=target_f0, hop_s=f0.hop_s, profile=profile, options=o)
+        for _ in range(o.correct):
+            out = correct_envelope(out, sr=sr, target_f0=target_f0, hop_s=f0.hop_s, profile=profile, params=o)
         return out
 
-    def _resolve(self, preset: Preset, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        return resolve_options(preset, options)
-
-    def _mapper(
-        self,
-        target: world._Stats,
-        source: world._Stats,
-        *,
-        profile: VoiceProfile,
-        warp: float,
-        options: dict[str, Any],
-        hop_s: float,
-    ) -> world._Mapper:
-        return _ClassMapper(
-            target, source, classes=_profile_classes(profile), warp=warp, options=options, hop_s=hop_s
+    def make_mapper(
+        self, target: VoiceStats, source: VoiceStats, *, profile: VoiceProfile, warp: float, params: GmmParams
+    ) -> Mapper:
+        return ClassMapper(
+            target, source, classes=_profile_classes(profile), warp=warp, params=params, hop_s=params.hop_s
         )
 
 
-class _Classes:
+class PhoneticClasses:
     """A diagonal Gaussian mixture on normalised c1..cQ and each class's mean normalised cepstrum."""
 
     def __init__(
@@ -218,7 +226,7 @@ class _Classes:
         return np.asarray(p / p.sum(1, keepdims=True))
 
 
-def _profile_classes(profile: VoiceProfile) -> _Classes:
+def _profile_classes(profile: VoiceProfile) -> PhoneticClasses:
     feats = getattr(profile, "features", None) or {}
     name = getattr(profile, "name", "?")
     missing = [k for k in _REQUIRED_KEYS if f"gmm.{k}" not in feats]
@@ -229,7 +237,7 @@ def _profile_classes(profile: VoiceProfile) -> _Classes:
             if missing
             else f"has gmm engine features of version {version}; this engine reads {FEATURE_VERSION}"
         )
-        raise world.profile_outdated(name, "gmm", why, missing=["gmm." + k for k in missing], version=version)
+        raise profile_outdated(name, "gmm", why, missing=["gmm." + k for k in missing], version=version)
     arrays = [np.asarray(feats[f"gmm.{k}"], dtype=np.float64) for k in _REQUIRED_KEYS[1:]]
     w, m, v, cm = arrays
     k = w.shape[0] if w.ndim == 1 else -1
@@ -249,26 +257,26 @@ def _profile_classes(profile: VoiceProfile) -> _Classes:
                 "shapes": {key: list(a.shape) for key, a in zip(_REQUIRED_KEYS[1:], arrays, strict=True)},
             },
         )
-    return _Classes(w, m, v, cm)
+    return PhoneticClasses(w, m, v, cm)
 
 
-class _ClassMapper(world._Mapper):
+class ClassMapper(Mapper):
     """The world engine's mapper with each voiced frame moved by its classes' mean shifts."""
 
     def __init__(
         self,
-        target: world._Stats,
-        source: world._Stats,
+        target: VoiceStats,
+        source: VoiceStats,
         *,
-        classes: _Classes,
+        classes: PhoneticClasses,
         warp: float,
-        options: dict[str, Any],
+        params: GmmParams,
         hop_s: float,
     ) -> None:
-        super().__init__(target, source, warp=warp, options=options, hop_s=hop_s)
+        super().__init__(target, source, warp=warp, params=params, hop_s=hop_s)
         self.classes = classes
-        self.weight = float(options["class_weight"])
-        self.smooth_ms = float(options["class_smooth_ms"])
+        self.weight = params.class_weight
+        self.smooth_ms = params.class_smooth_ms
         frames = source.frames_v
         if frames is None or len(frames) == 0 or self.weight == 0:
             self.delta = np.zeros_like(classes.class_means)
@@ -277,7 +285,7 @@ class _ClassMapper(world._Mapper):
         post = classes.posteriors(zs)
         counts = post.sum(0)
         src_means = (post.T @ zs) / np.maximum(counts, 1e-6)[:, None]
-        trust = counts / (counts + float(options["class_shrink"]) + 1e-9)
+        trust = counts / (counts + params.class_shrink + 1e-9)
         delta = trust[:, None] * (classes.class_means - src_means)
         delta[:, 0] = 0.0  # the level stays the source's
         self.delta = self.weight * delta
@@ -285,7 +293,7 @@ class _ClassMapper(world._Mapper):
     def refine(self, z: np.ndarray) -> np.ndarray:
         if len(z) == 0 or not np.any(self.delta):
             return z
-        post = world._smooth_time(self.classes.posteriors(z), self.smooth_ms, hop_s=self.hop_s)
+        post = smooth_time(self.classes.posteriors(z), self.smooth_ms, hop_s=self.hop_s)
         return np.asarray(z + post @ self.delta)
 
 
@@ -295,19 +303,19 @@ _CORRECT_FRAMES = 2000
 _CORRECT_CEP = 30
 
 
-def _correct(
+def correct_envelope(
     out: np.ndarray,
     *,
     sr: int,
     target_f0: np.ndarray,
     hop_s: float,
     profile: VoiceProfile,
-    options: dict[str, Any],
+    params: GmmParams,
 ) -> np.ndarray:
     """``out`` with a static filter on its voiced frames that moves their mean envelope onto the
     profile's (the closed-loop correction, see the module docstring)."""
     f0 = np.asarray(target_f0, dtype=np.float64)
-    n = min(len(f0), world._n_frames(len(out), sr=sr, hop_s=hop_s))
+    n = min(len(f0), n_frames(len(out), sr=sr, hop_s=hop_s))
     f0 = f0[:n]
     voiced = np.flatnonzero(f0 > 0)
     if len(voiced) < 10:
@@ -317,38 +325,30 @@ def _correct(
         if len(voiced) <= _CORRECT_FRAMES
         else voiced[np.linspace(0, len(voiced) - 1, _CORRECT_FRAMES).astype(int)]
     )
-    x16 = world._to_internal(out, sr=sr)
-    mcep = world._encode(np.log(world._analyse(x16, f0[frames], frames, hop_s=hop_s)), warp=1.0)
+    x16 = to_internal(out, sr=sr)
+    mcep = encode(np.log(analyse(x16, f0[frames], frames, hop_s=hop_s)), warp=1.0)
     target = np.asarray(profile.features["world.mcep_mean_v"], dtype=np.float64)
     delta = np.zeros(N_CEP)
     delta[1:_CORRECT_CEP] = (target - mcep.mean(0))[1:_CORRECT_CEP]
-    gain = 0.5 * world._decode(delta[None, :])[0]  # log amplitude on the analysis bins
+    gain = 0.5 * decode(delta[None, :])[0]  # log amplitude on the analysis bins
     gain -= 0.5 * np.log(np.mean(np.exp(2 * gain)))  # colour, not loudness
-    limit = float(options["correct_max_db"]) / (20.0 * np.log10(np.e))
-    gain = (np.clip(gain, -limit, limit) * (1.0 - world._MERGE)).astype(np.float32)
-    mask = world._smooth_time((f0 > 0).astype(np.float32)[:, None], 30.0, hop_s=hop_s)
+    limit = params.correct_max_db / (20.0 * np.log10(np.e))
+    gain = (np.clip(gain, -limit, limit) * (1.0 - MERGE_FADE)).astype(np.float32)
+    mask = smooth_time((f0 > 0).astype(np.float32)[:, None], 30.0, hop_s=hop_s)
     # In windows with context and crossfades, as the world engine filters, so memory stays bounded.
-    win = max(int(round(float(options["window_s"]) / hop_s)), 1)
-    ctx = int(round(float(options["context_s"]) / hop_s))
-    fade = max(min(int(round(float(options["crossfade_s"]) / hop_s)), ctx), 1)
-    hop_n = hop_s * sr
+    plan = WindowPlan.over(
+        n,
+        n_samples=len(out),
+        sr=sr,
+        hop_s=hop_s,
+        window_s=params.window_s,
+        context_s=params.context_s,
+        crossfade_s=params.crossfade_s,
+    )
     filtered = np.zeros(len(out), dtype=np.float32)
-    starts = list(range(0, n, win))
-    for w, f_lo in enumerate(starts):
-        f_hi = min(f_lo + win, n)
-        a, b = max(f_lo - ctx, 0), min(f_hi + ctx, n)
-        last = w == len(starts) - 1
-        s0, s1 = int(round(a * hop_n)), len(out) if last else min(int(round(b * hop_n)), len(out))
-        t_frames = np.arange(b - a) * hop_n + (a * hop_n - s0)
-        seg = world._filter(out[s0:s1], mask[a:b] * gain[None, :], t_frames=t_frames, sr=sr)
-        core = (int(round(f_lo * hop_n)), len(out) if last else int(round(f_hi * hop_n)))
-        world._overlap_add(
-            filtered,
-            seg,
-            s0=s0,
-            core=core,
-            fade=int(round(fade * hop_n)),
-            first=w == 0,
-            last=last,
+    for w in plan.windows:
+        seg = apply_gains(
+            out[w.s0 : w.s1], mask[w.a : w.b] * gain[None, :], t_frames=plan.frame_times(w), sr=sr
         )
+        plan.add(filtered, seg, w)
     return np.asarray(np.clip(filtered, -1.0, 1.0), dtype=np.float32)

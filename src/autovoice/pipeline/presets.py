@@ -7,7 +7,7 @@
 | `quality` | FCPE | median, radius 2 frames (removes tracker jitter) | on | the engine's `quality` options |
 
 A conversion's ``f0_method`` overrides the preset's tracker. The engine receives the preset name and
-maps it to its own options (the world engine's are in :data:`autovoice.engines.world.PRESET_OPTIONS`).
+maps it to its own options (the world engine's are in :data:`autovoice.engines.world.options.PRESET_OPTIONS`).
 """
 
 from __future__ import annotations
