@@ -85,6 +85,16 @@ class ModelUnavailableError(AutoVoiceError):
     caller_error = True
 
 
+def package_missing(package: str, what: str) -> ModelUnavailableError:
+    """``model_unavailable``: ``what`` needs ``package``, which is not installed (says how to install it)."""
+    return ModelUnavailableError(
+        "model_unavailable",
+        f"{what} needs the '{package}' package, which is not installed. Run `make install` "
+        f"(or `pip install {package}`).",
+        {"package": package},
+    )
+
+
 class CancelledError(AutoVoiceError):
     """Work was cancelled on request."""
 

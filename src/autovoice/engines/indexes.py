@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autovoice.errors import ParameterError
+from autovoice.errors import ParameterError, package_missing
 from autovoice.models.safe_load import MAX_CHECKPOINT_BYTES, check_size, load_checkpoint, numpy_array_globals
 
 if TYPE_CHECKING:
@@ -27,9 +27,7 @@ def read_index(path: str | Path, *, max_bytes: int = MAX_CHECKPOINT_BYTES) -> An
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
-        from autovoice.models.cache import _missing
-
-        raise _missing("faiss-cpu", "RVC retrieval") from exc
+        raise package_missing("faiss-cpu", "RVC retrieval") from exc
     try:
         index = faiss.read_index(str(p))
     except RuntimeError as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
-from autovoice.errors import ModelUnavailableError
+from autovoice.errors import ModelUnavailableError, package_missing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,15 +176,6 @@ class ModelCache:
 CACHE = ModelCache()
 
 
-def _missing(package: str, what: str) -> ModelUnavailableError:
-    return ModelUnavailableError(
-        "model_unavailable",
-        f"{what} needs the '{package}' package, which is not installed. Run `make install` "
-        f"(or `pip install {package}`).",
-        {"package": package},
-    )
-
-
 def load_fcpe(device: str) -> Any:
     """The FCPE pitch estimator with the weights bundled in ``torchfcpe``."""
 
@@ -192,7 +183,7 @@ def load_fcpe(device: str) -> Any:
         try:
             from torchfcpe import spawn_bundled_infer_model
         except ImportError as exc:
-            raise _missing("torchfcpe", "FCPE pitch tracking") from exc
+            raise package_missing("torchfcpe", "FCPE pitch tracking") from exc
         # torchfcpe prints its progress to stdout; keep stdout clean for `--json` output.
         chatter = io.StringIO()
         with contextlib.redirect_stdout(chatter):
@@ -216,7 +207,7 @@ def load_crepe(capacity: str, device: str) -> Any:
             import torch
             import torchcrepe
         except ImportError as exc:
-            raise _missing("torchcrepe", "CREPE pitch tracking") from exc
+            raise package_missing("torchcrepe", "CREPE pitch tracking") from exc
         from autovoice.models.weights import ensure_weights
 
         weights = ensure_weights(f"crepe-{capacity}")
@@ -234,7 +225,7 @@ def load_voice_encoder(device: str) -> Any:
         try:
             from resemblyzer import VoiceEncoder
         except ImportError as exc:
-            raise _missing("resemblyzer", "Speaker embedding") from exc
+            raise package_missing("resemblyzer", "Speaker embedding") from exc
         return VoiceEncoder(device=device, verbose=False)
 
     return CACHE.get("resemblyzer", device, factory)
@@ -276,7 +267,7 @@ def load_whisper(device: str) -> Any:
         try:
             import ctranslate2
         except ImportError as exc:
-            raise _missing("ctranslate2", "The words check (Whisper)") from exc
+            raise package_missing("ctranslate2", "The words check (Whisper)") from exc
         import torch
 
         from autovoice.config import get_settings
