@@ -162,7 +162,7 @@ def test_onnx_without_the_packages_says_how_to_install(
         engine.convert(y, **kw, options={"decoder": "onnx"})
     assert e.value.code == "model_unavailable"
     assert "make install" in e.value.message
-    assert e.value.details["option"] == "decoder"
+    assert e.value.details == {"package": "onnx", "option": "decoder"}
     out = engine.convert(y, **kw)  # "auto" renders with PyTorch instead, without a word
     assert np.array_equal(out, engine.convert(y, **kw, options={"decoder": "torch"}))
     assert not (get_settings().model_cache_dir / "onnx").exists()

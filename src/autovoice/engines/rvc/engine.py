@@ -32,7 +32,7 @@ from autovoice.engines.trained import (
     run_windowed,
     to_length,
 )
-from autovoice.errors import ModelUnavailableError, ParameterError
+from autovoice.errors import ParameterError, package_missing
 from autovoice.profiles.profile import ModelFiles, TrainedModelInfo, find_profile_model
 from autovoice.progress import ProgressCallback, no_progress
 
@@ -144,7 +144,8 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         ParameterError
             ``model_not_found`` (the profile has no RVC model), ``invalid_engine_options``,
             ``invalid_parameter``; ``ModelUnavailableError`` ``model_unavailable`` when the model's content
-            encoder is not installed (the message says how to add it).
+            encoder is not installed (the message says how to add it), or ``decoder="onnx"`` without the
+            ``onnx``/``onnxruntime`` packages (see :meth:`synthesizer`).
         """
         from autovoice.models.hubert import load_encoder
 
@@ -211,7 +212,7 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         ModelUnavailableError
             ``model_unavailable``: ``decoder="onnx"`` without ``onnx``/``onnxruntime`` installed.
         """
-        from autovoice.engines.rvc.onnx_decoder import PACKAGES, onnx_available
+        from autovoice.engines.rvc.onnx_decoder import missing_package
 
         if decoder == "torch":
             return model.net
@@ -224,15 +225,12 @@ class RvcEngine(TrainedEngine[RvcOptions]):
                     {"engine": "rvc", "errors": [{"option": "decoder", "msg": "CPU only"}]},
                 )
             return model.net
-        if not onnx_available():
+        missing = missing_package()
+        if missing is not None:
             if decoder == "onnx":
-                raise ModelUnavailableError(
-                    "model_unavailable",
-                    "decoder 'onnx' needs the 'onnx' and 'onnxruntime' packages, which are not both "
-                    "installed. Run `make install` (or `pip install onnx onnxruntime`), or use decoder "
-                    "'auto' or 'torch'.",
-                    {"package": " ".join(PACKAGES), "option": "decoder"},
-                )
+                err = package_missing(missing, "The rvc engine's decoder 'onnx'")
+                err.details["option"] = "decoder"
+                raise err
             return model.net
         onnx: OnnxDecoder | None = model.onnx.get(model.net, model.pth, settings=self.settings)
         return model.net if onnx is None else onnx

@@ -53,14 +53,17 @@ PACKAGES = ("onnx", "onnxruntime")
 _EXPORT_LOCK = threading.Lock()
 
 
-def onnx_available() -> bool:
-    """True when ``onnx`` (the export) and ``onnxruntime`` (the runtime) import."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def missing_package() -> str | None:
+    """The first of :data:`PACKAGES` (``onnx`` for the export, ``onnxruntime`` to run) that does not
+    import, or ``None``."""
+    import importlib
+
+    for name in PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
 
 
 def export_key(checkpoint_sha256: str) -> str:
@@ -240,7 +243,7 @@ def load_onnx_decoder(
 ) -> OnnxDecoder:
     """``net`` (built from ``checkpoint``) on ONNX Runtime: the cached graph, exported first when absent.
 
-    Needs ``onnx`` and ``onnxruntime`` (:func:`onnx_available`); raises what the export or ONNX Runtime
+    Needs ``onnx`` and ``onnxruntime`` (:func:`missing_package`); raises what the export or ONNX Runtime
     raises (the engine falls back to PyTorch with a warning).
     """
     path = decoder_path(checkpoint, settings=settings)
