@@ -189,6 +189,10 @@ def load_fcpe(device: str) -> Any:
         with contextlib.redirect_stdout(chatter):
             model = spawn_bundled_infer_model(device=device)
         log.debug("torchfcpe: %s", chatter.getvalue().strip())
+        if str(device) == "cpu":
+            from autovoice.models.fcpe import speed_up_convolutions
+
+            log.debug("fcpe: %d convolutions run as faster equivalents", speed_up_convolutions(model))
         return model
 
     return CACHE.get("fcpe", device, factory)
