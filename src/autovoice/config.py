@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     job_workers: int = Field(
         default=1, ge=1, description="Concurrent jobs in the embedded server (one worker process each)."
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness the embedded server's worker processes (jobs, profile builds) add to their "
+        "own: the server's requests get the CPU first when both want it. 0: same priority.",
+    )
     profile_build_workers: int = Field(
         default=1,
         ge=1,

@@ -56,9 +56,13 @@ def _pid(worker: str | None) -> int:
     return int(pid)
 
 
-def test_calls_run_in_one_long_lived_child(pool: WorkerPool) -> None:
+def test_calls_run_in_one_long_lived_child(pool: WorkerPool, settings: Settings) -> None:
+    import psutil
+
     first = pool.submit(worker_pid).result(timeout=60)
     assert first != os.getpid()
+    # At a lower priority than the server (worker_nice): requests get the CPU first.
+    assert psutil.Process(first).nice() == min(os.nice(0) + settings.worker_nice, 19)
     assert pool.submit(worker_pid).result(timeout=60) == first  # the same process: its models stay loaded
     assert pool.processes() == [first]
 

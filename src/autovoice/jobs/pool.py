@@ -105,6 +105,9 @@ def _child_init(settings: Settings, channel: Any, stopping: Any, levels: dict[st
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    if settings.worker_nice and hasattr(os, "nice"):
+        # CPU work yields to the server's requests (a light route waits on no conversion's time slice).
+        os.nice(settings.worker_nice)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
 
     handler = logging.handlers.QueueHandler(channel)
