@@ -232,6 +232,7 @@ class WorkerPool:
         self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._gen: _Generation | None = None
+        self._stopped = False
 
     # - life cycle
     def _new_generation(self) -> _Generation:
@@ -256,6 +257,8 @@ class WorkerPool:
 
     def _current(self) -> _Generation:
         with self._lock:
+            if self._stopped:
+                raise RuntimeError("shut down")
             if self._gen is None:
                 self._gen = self._new_generation()
             return self._gen
@@ -271,19 +274,10 @@ class WorkerPool:
         log.error("a %s worker process died; starting new ones for the next work", self.name)
         self._close(broken, wait=False)
 
-    def stop(self) -> None:
-        """Ask the children's running jobs to stop at their next progress step (they go back to the
-        queue), without waiting."""
-        with self._lock:
-            gen = self._gen
-        if gen is not None:
-            with contextlib.suppress(Exception):
-                gen.stopping.set()
-
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop the children (after their current call when ``wait``) and the pump."""
         with self._lock:
-            gen, self._gen = self._gen, None
+            gen, self._gen, self._stopped = self._gen, None, True
         if gen is not None:
             with contextlib.suppress(Exception):
                 gen.stopping.set()
@@ -311,15 +305,19 @@ class WorkerPool:
         with :class:`WorkerCrashedError` when the child died."""
         outer: Future[T] = Future()
         for _ in range(2):  # a pool seen broken at submit: once more on a new one
-            gen = self._current()
             try:
+                gen = self._current()
                 inner = gen.executor.submit(_call, fn, args, kwargs)
             except BrokenProcessPool:
                 self._replace(gen)
                 continue
-            except RuntimeError as exc:  # shut down meanwhile
+            except RuntimeError:  # shut down (the server is stopping)
                 outer.set_exception(
-                    WorkerCrashedError("worker_crashed", f"The {self.name} pool is stopped: {exc}")
+                    WorkerCrashedError(
+                        "worker_crashed",
+                        "The server is stopping; try again once it runs.",
+                        {"pool": self.name},
+                    )
                 )
                 return outer
             inner.add_done_callback(functools.partial(self._settle, gen=gen, outer=outer))
@@ -340,14 +338,16 @@ class WorkerPool:
         )
 
     def _settle(self, inner: Future[Any], *, gen: _Generation, outer: Future[Any]) -> None:
-        if inner.cancelled():
-            outer.cancel()
-            outer.set_running_or_notify_cancel()
-            return
-        exc = inner.exception()
+        exc = None if inner.cancelled() else inner.exception()
         if isinstance(exc, BrokenProcessPool):
             # Replaced from another thread: this callback runs in the dying executor's own thread.
             threading.Thread(target=self._replace, args=(gen,), daemon=True).start()
+        if outer.done():  # cancelled by its caller (an awaiting request that went away)
+            return
+        if inner.cancelled():
+            outer.cancel()
+            outer.set_running_or_notify_cancel()
+        elif isinstance(exc, BrokenProcessPool):
             outer.set_exception(self._crashed())
         elif exc is not None:
             outer.set_exception(exc)
