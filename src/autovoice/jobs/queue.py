@@ -136,7 +136,7 @@ class LocalQueue:
         """The process running (or about to run) ``job_id`` died: back to ``queued`` and into the new
         pool; :func:`~autovoice.jobs.task.run_job` counts the attempt."""
         try:
-            if requeue_if_orphaned(self.ctx, job_id):
+            if _requeue_orphaned(self.ctx, job_id):
                 log.warning("job %s lost its worker process; re-queued", job_id)
                 on_requeue = getattr(self.ctx.observer, "job_requeued", None)
                 if callable(on_requeue):
@@ -163,7 +163,7 @@ class LocalQueue:
             pool.shutdown(wait=True)
 
 
-def requeue_if_orphaned(ctx: JobContext, job_id: str) -> bool:
+def _requeue_orphaned(ctx: JobContext, job_id: str) -> bool:
     """Put job ``job_id`` back to ``queued`` (``requeued = "worker_lost"``) if it is ``running`` in a
     process of this host that is gone; True when this call moved it."""
     from sqlalchemy import update
