@@ -4,6 +4,7 @@ progress and metrics reach the server, and a killed worker takes no job (nor the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pickle
 import signal
@@ -241,3 +242,28 @@ def test_silence_is_refused_in_the_worker_with_its_code(pool: WorkerPool, tmp_pa
     with pytest.raises(AutoVoiceError) as raised:
         pool.submit(build_profile, [silent], name="quiet").result(timeout=120)
     assert raised.value.code == "audio_silent"
+
+
+def test_a_workers_log_lines_reach_the_server_with_their_job_id(
+    ctx: JobContext, short_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="autovoice")
+    job_id = queued_conversion(ctx, short_clip, "prof_000000000bad")  # fails fast: no such profile
+    queue = LocalQueue(ctx, workers=1)
+    queue.start()
+    try:
+        queue.submit(job_id)
+        wait_until(lambda: _row(ctx, job_id).status == "failed", timeout=120, what="job failed")
+        row = _row(ctx, job_id)
+        assert row.error is not None
+        assert row.error["code"] == "profile_not_found"
+        wait_until(
+            lambda: any(getattr(r, "job_id", None) == job_id for r in caplog.records),
+            timeout=10,
+            what="the worker's log line",
+        )
+    finally:
+        queue.shutdown()
+    line = next(r for r in caplog.records if getattr(r, "job_id", None) == job_id)
+    assert line.process == _pid(row.worker) != os.getpid()  # written in the worker, handled here
+    assert job_id in line.getMessage()
