@@ -263,9 +263,9 @@ def main() -> None:
     ap.add_argument("--short-seconds", type=float, default=60.0, help="Streamed audio at the other blocks.")
     ap.add_argument("--rt-seconds", type=float, default=20.0, help="Real-time round-trip runs.")
     args = ap.parse_args()
-    from autovoice.cli.live import _one_torch_thread
+    from autovoice.models.devices import one_compute_thread
 
-    _one_torch_thread()  # one torch and BLAS thread, as `autovoice live` runs
+    one_compute_thread()  # one torch and BLAS thread, as `autovoice live` and the server run
 
     profiles = _profiles()
     female = profiles["female 1998"]

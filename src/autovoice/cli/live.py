@@ -19,6 +19,7 @@ import typer
 
 from autovoice.cli.tools import JsonOpt, device, emit, table
 from autovoice.errors import ModelUnavailableError, ParameterError
+from autovoice.models.devices import one_compute_thread
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +100,7 @@ def live_cmd(
     from autovoice.profiles import ProfileStore
 
     check_sample_rate(sample_rate)
-    _one_torch_thread()
+    one_compute_thread()
     options = LiveOptions.parse(
         engine=engine,
         pitch_shift=pitch,
@@ -117,17 +118,6 @@ def live_cmd(
     sd = _sounddevice()
     converter = warm_converter(target, sr=sample_rate, options=options, device=device())
     _run_devices(sd, converter, input_device, output_device, seconds=seconds, as_json=as_json)
-
-
-def _one_torch_thread() -> None:
-    """One thread for torch and BLAS in this process: a block's small matrices gain nothing from more,
-    and on shared cores extra threads stall one another (the F0 tracker's p99 per block was 3-10x
-    worse with 2 threads on 2 busy cores; a k-NN step's p99 5x)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
 
 
 def _stream_file(

@@ -36,6 +36,21 @@ def resolve_device(spec: str = "auto") -> str:
     return f"cuda:{index}"
 
 
+def one_compute_thread() -> None:
+    """One thread for torch and BLAS in this process (the live paths and the API server call it).
+
+    A live block's small matrices gain nothing from more, and on shared cores extra threads stall one
+    another: the F0 tracker's p99 per block was 3-10x worse with 2 threads on 2 busy cores, a k-NN
+    step's 5x (``bench/live.py``). The API server does only light work and live streams itself; its
+    builds and conversions run in worker processes, which keep their own thread pools.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
 def is_cuda_oom(exc: BaseException) -> bool:
     """True when ``exc`` is a CUDA out-of-memory error (so the work can be retried on CPU)."""
     try:

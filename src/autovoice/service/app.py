@@ -228,6 +228,9 @@ def serve(
     if n > 1:
         _serve_processes(s, host, port, n, banner=banner)
         return
+    from autovoice.models.devices import one_compute_thread
+
+    one_compute_thread()  # light routes and live blocks only: builds and conversions run in workers
 
     def show_banner(state: Any) -> None:
         text = startup_banner(s, host, port, device=state.device, api_keys_required=state.auth.required)
@@ -252,10 +255,12 @@ def serve(
 
 def worker_app() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory when ``server_workers`` > 1)."""
+    from autovoice.models.devices import one_compute_thread
     from autovoice.service.logs import configure_server_logging
 
     s = get_settings()
     configure_server_logging(s)
+    one_compute_thread()
     return create_app(s, multiprocess_metrics=True)
 
 
