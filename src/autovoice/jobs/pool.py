@@ -23,7 +23,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
-import pickle
+import pickle  # nosec B403 # only round-trips this process's own exception objects (_portable)
 import queue
 import signal
 import threading
@@ -166,7 +166,7 @@ def _portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else a ``RuntimeError`` naming it (a result the server cannot
     unpickle would break the whole pool)."""
     try:
-        pickle.loads(pickle.dumps(exc))
+        pickle.loads(pickle.dumps(exc))  # nosec B301 # our own object, pickled here: never untrusted data
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     return exc
