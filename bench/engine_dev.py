@@ -93,20 +93,17 @@ def main() -> None:
     args = ap.parse_args()
 
     import soundfile as sf
-    from resemblyzer import preprocess_wav
 
     from autovoice.analysis import F0Track, cents, estimate_f0
     from autovoice.audio import load
     from autovoice.engines.world.engine import WorldEngine
-    from autovoice.models import load_voice_encoder
-    from autovoice.profiles.model import SampleQuality, VoiceProfile
+    from autovoice.metrics.similarity import speaker_embedding
+    from autovoice.profiles.profile import SampleQuality, VoiceProfile
 
-    enc = load_voice_encoder("cpu")
     cache = Cache()
 
     def embed(y: np.ndarray) -> np.ndarray:
-        e = enc.embed_utterance(preprocess_wav(y, source_sr=16000))
-        return np.asarray(e / np.linalg.norm(e))
+        return speaker_embedding(y, sr=16000)  # Resemblyzer, unit norm, as the reports compute it
 
     def audio(p: Path) -> np.ndarray:
         y, _ = load(p, mono=True, validate=False)
@@ -115,12 +112,13 @@ def main() -> None:
     def track(p: Path) -> np.ndarray:
         return np.asarray(cache.get(f"f0:{p}", lambda: estimate_f0(audio(p), sr=16000).f0))
 
-    engine = WorldEngine(preset=args.preset, options=json.loads(args.options))  # type: ignore[arg-type]
+    engine = WorldEngine(preset=args.preset, options=json.loads(args.options))
 
     # Profiles (engine features are recomputed: they depend on the engine's code).
     profiles: dict[str, VoiceProfile] = {}
     enroll_emb: dict[str, np.ndarray] = {}
     t_prof = 0.0
+    enrolled_s = 0.0
     for spk in SPEAKERS:
         fs = [files(spk)[i] for i in ENROLL]
         ys = [audio(p) for p in fs]
@@ -130,6 +128,7 @@ def main() -> None:
         t0 = time.perf_counter()
         feats = engine.profile_features(y, sr=16000, f0=F0Track(f0, 0.01, "fcpe"))
         t_prof += time.perf_counter() - t0
+        enrolled_s += len(y) / 16000
         enroll_emb[spk] = cache.get(f"emb_enroll:{spk}", lambda y=y: embed(y))
         profiles[spk] = VoiceProfile(
             id=f"prof_{spk}",
@@ -137,7 +136,7 @@ def main() -> None:
             created_at="",
             revision=1,
             embedding=enroll_emb[spk],
-            vocal_range=None,  # type: ignore[arg-type]
+            vocal_range=None,
             quality=SampleQuality(len(y) / 16000, 0, 0, 0, 0, len(fs)),
             sample_names=[p.name for p in fs],
             features={f"world.{k}": v for k, v in feats.items()},
@@ -222,7 +221,7 @@ def main() -> None:
 
     summary: dict[str, Any] = {
         "preset": args.preset,
-        "options": engine.options,
+        "options": engine.options.model_dump(),
         "pairs": len(rows),
         "sim": float(np.mean([r["sim"] for r in rows])),
         "floor": float(np.mean([r["floor"] for r in rows])),
@@ -239,7 +238,7 @@ def main() -> None:
         "cpu_rtf_16k": float(
             np.sum([r["cpu_rtf"] * r["seconds"] for r in rows]) / np.sum([r["seconds"] for r in rows])
         ),
-        "profile_features_rtf": t_prof / sum(p.quality.duration_s for p in profiles.values()),
+        "profile_features_rtf": t_prof / enrolled_s,
         "profile_kb": size_kb,
     }
     if args.song:
