@@ -59,7 +59,6 @@ from autovoice.engines.world.dsp import (
     MEL_HZ,
     MERGE_HZ,
     N_MEL,
-    WindowPlan,
     analyse,
     check_enrollment,
     lerp_columns,
@@ -209,15 +208,7 @@ class BandcopyEngine(WorldFamilyEngine[BandcopyParams]):
         is_voiced[voiced] = True
         mask = smooth_time(is_voiced.astype(np.float32), 20.0, hop_s=FRAME_HOP_S)
         # In windows with context and crossfades, as the world engine converts, so memory stays bounded.
-        plan = WindowPlan.over(
-            n,
-            n_samples=len(x),
-            sr=sr,
-            hop_s=FRAME_HOP_S,
-            window_s=o.window_s,
-            context_s=o.context_s,
-            crossfade_s=o.crossfade_s,
-        )
+        plan = o.window_plan(n, n_samples=len(x), sr=sr, hop_s=FRAME_HOP_S)
         out = np.zeros(len(x), dtype=np.float32)
         for i, w in enumerate(plan.windows):
             here = np.flatnonzero(is_voiced[w.a : w.b])

@@ -49,7 +49,6 @@ from autovoice.engines.base import Preset, profile_outdated
 from autovoice.engines.world.dsp import (
     MERGE_FADE,
     N_CEP,
-    WindowPlan,
     analyse,
     apply_gains,
     decode,
@@ -336,15 +335,7 @@ def correct_envelope(
     gain = (np.clip(gain, -limit, limit) * (1.0 - MERGE_FADE)).astype(np.float32)
     mask = smooth_time((f0 > 0).astype(np.float32)[:, None], 30.0, hop_s=hop_s)
     # In windows with context and crossfades, as the world engine filters, so memory stays bounded.
-    plan = WindowPlan.over(
-        n,
-        n_samples=len(out),
-        sr=sr,
-        hop_s=hop_s,
-        window_s=params.window_s,
-        context_s=params.context_s,
-        crossfade_s=params.crossfade_s,
-    )
+    plan = params.window_plan(n, n_samples=len(out), sr=sr, hop_s=hop_s)
     filtered = np.zeros(len(out), dtype=np.float32)
     for w in plan.windows:
         seg = apply_gains(

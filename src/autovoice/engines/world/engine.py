@@ -11,7 +11,6 @@ import numpy as np
 from autovoice.config import Settings
 from autovoice.engines.base import Preset
 from autovoice.engines.world.dsp import (
-    WindowPlan,
     analyse,
     apply_gains,
     check_audio,
@@ -157,15 +156,7 @@ class WorldFamilyEngine(Generic[_Params]):
         source, envelopes = source_stats(x16, src_f0, hop_s=hop_s, warp=warp)
         mapper = self.make_mapper(target, source, profile=profile, warp=warp, params=o)
 
-        plan = WindowPlan.over(
-            n,
-            n_samples=len(x),
-            sr=sr,
-            hop_s=hop_s,
-            window_s=o.window_s,
-            context_s=o.context_s,
-            crossfade_s=o.crossfade_s,
-        )
+        plan = o.window_plan(n, n_samples=len(x), sr=sr, hop_s=hop_s)
         out = np.zeros(len(x), dtype=np.float32)
         phases = (0.0, 0.0)
         for i, w in enumerate(plan.windows):

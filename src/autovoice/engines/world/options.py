@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autovoice.engines.base import Preset, options_error
-from autovoice.engines.world.dsp import N_CEP
+from autovoice.engines.world.dsp import N_CEP, WindowPlan
 from autovoice.errors import unknown_choice
 
 PRESETS: tuple[str, ...] = get_args(Preset)
@@ -119,6 +119,19 @@ class WorldParams(BaseModel):
     def hop_s(self) -> float:
         """The analysis hop, seconds."""
         return self.frame_period_ms / 1000.0
+
+    def window_plan(self, n: int, *, n_samples: int, sr: int, hop_s: float) -> WindowPlan:
+        """The processing windows (``window_s``, ``context_s``, ``crossfade_s``) over ``n`` frames of
+        ``hop_s`` covering ``n_samples`` at ``sr``."""
+        return WindowPlan.over(
+            n,
+            n_samples=n_samples,
+            sr=sr,
+            hop_s=hop_s,
+            window_s=self.window_s,
+            context_s=self.context_s,
+            crossfade_s=self.crossfade_s,
+        )
 
     @classmethod
     def resolve(cls, preset: Preset, options: Mapping[str, Any] | None = None) -> Self:
