@@ -175,9 +175,9 @@ def test_onnx_is_cpu_only_and_the_option_is_checked(v2_profile: Any) -> None:
     loaded = LoadedRvc(model.info, model.files, "cpu")
     gpu = get_engine("rvc", device="cuda:0")
     with pytest.raises(AutoVoiceError) as e:
-        gpu.synthesizer(loaded, "onnx")  # type: ignore[attr-defined]
+        gpu.use_onnx("onnx")  # type: ignore[attr-defined]
     assert e.value.code == "invalid_engine_options"
-    assert gpu.synthesizer(loaded, "auto") is loaded.net  # type: ignore[attr-defined]
+    assert gpu.synthesizer(loaded, gpu.use_onnx("auto")) is loaded.net  # type: ignore[attr-defined]
     with pytest.raises(AutoVoiceError) as e:
         get_engine("rvc", options={"decoder": "tensorrt"})
     assert e.value.code == "invalid_engine_options"

@@ -49,7 +49,7 @@ FRAMES_PER_FEATURE = ENCODER_HOP // FRAME_HOP
 #: ``protect`` at this value (its maximum) keeps nothing: the indexed features are used everywhere.
 PROTECT_OFF = 0.5
 #: Which runtime renders the synthesizer: ``auto`` = ONNX Runtime on the CPU when ``onnx`` and
-#: ``onnxruntime`` are installed (1.65x PyTorch's speed), PyTorch otherwise and on GPUs.
+#: ``onnxruntime`` are installed (faster: ``bench/results/onnx_decoders.md``), PyTorch otherwise and on GPUs.
 Decoder = Literal["auto", "torch", "onnx"]
 
 
@@ -145,7 +145,7 @@ class RvcEngine(TrainedEngine[RvcOptions]):
             ``model_not_found`` (the profile has no RVC model), ``invalid_engine_options``,
             ``invalid_parameter``; ``ModelUnavailableError`` ``model_unavailable`` when the model's content
             encoder is not installed (the message says how to add it), or ``decoder="onnx"`` without the
-            ``onnx``/``onnxruntime`` packages (see :meth:`synthesizer`).
+            ``onnx``/``onnxruntime`` packages (see :meth:`use_onnx`); both before any model loads.
         """
         from autovoice.models.hubert import load_encoder
 
@@ -159,9 +159,10 @@ class RvcEngine(TrainedEngine[RvcOptions]):
                 f"speaker_id {o.speaker_id} is outside this model's speakers (0..{info.speakers - 1}).",
                 {"engine": "rvc", "errors": [{"option": "speaker_id", "msg": "out of range"}]},
             )
+        on_onnx = self.use_onnx(o.decoder)  # a bad decoder choice fails before the models load
         encoder = load_encoder(info.embedder, self.device, settings=self.settings)
         model = load_rvc_model(info, entry.files, self.device)
-        synth = self.synthesizer(model, o.decoder)
+        synth = self.synthesizer(model, on_onnx)
         tgt = median_filter_voiced(tgt, o.filter_radius)
         torch = model.torch
 
@@ -200,10 +201,18 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         out = rms_mix(x, out, sr=sr, rate=o.rms_mix_rate)
         return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
 
-    def synthesizer(self, model: LoadedRvc, decoder: Decoder) -> Any:
+    def synthesizer(self, model: LoadedRvc, on_onnx: bool) -> Any:
         """What renders ``model``'s windows: its :class:`~autovoice.engines.rvc.onnx_decoder.OnnxDecoder`
-        when ``decoder`` allows ONNX Runtime, the engine runs on the CPU and ``onnx``/``onnxruntime`` are
-        installed, else the PyTorch network. A failed export falls back to PyTorch (one warning per model).
+        when ``on_onnx`` (:meth:`use_onnx`), else the PyTorch network. A failed export falls back to
+        PyTorch (one warning per model)."""
+        if not on_onnx:
+            return model.net
+        onnx: OnnxDecoder | None = model.onnx.get(model.net, model.pth, settings=self.settings)
+        return model.net if onnx is None else onnx
+
+    def use_onnx(self, decoder: Decoder) -> bool:
+        """Whether ``decoder`` renders with ONNX Runtime here: it allows it, the engine runs on the CPU and
+        ``onnx``/``onnxruntime`` are installed.
 
         Raises
         ------
@@ -215,7 +224,7 @@ class RvcEngine(TrainedEngine[RvcOptions]):
         from autovoice.engines.rvc.onnx_decoder import missing_package
 
         if decoder == "torch":
-            return model.net
+            return False
         if self.device != "cpu":
             if decoder == "onnx":
                 raise ParameterError(
@@ -224,13 +233,10 @@ class RvcEngine(TrainedEngine[RvcOptions]):
                     "'auto' or 'torch'.",
                     {"engine": "rvc", "errors": [{"option": "decoder", "msg": "CPU only"}]},
                 )
-            return model.net
+            return False
         missing = missing_package()
-        if missing is not None:
-            if decoder == "onnx":
-                err = package_missing(missing, "The rvc engine's decoder 'onnx'")
-                err.details["option"] = "decoder"
-                raise err
-            return model.net
-        onnx: OnnxDecoder | None = model.onnx.get(model.net, model.pth, settings=self.settings)
-        return model.net if onnx is None else onnx
+        if missing is not None and decoder == "onnx":
+            err = package_missing(missing, "The rvc engine's decoder 'onnx'")
+            err.details["option"] = "decoder"
+            raise err
+        return missing is None

@@ -1,5 +1,5 @@
-"""ONNX Runtime for the rvc engine's synthesizer on the CPU: 1.65x PyTorch's speed on 2 cores for RVC v2
-48k, outputs within 4e-6 (``bench/results/onnx_decoders.md``).
+"""ONNX Runtime for the rvc engine's synthesizer on the CPU: about twice PyTorch's speed on 2 cores for
+RVC v2 48k with outputs within 1e-3 (measured: ``bench/results/onnx_decoders.md``).
 
 What runs in ONNX Runtime: all of :meth:`~autovoice.engines.rvc.model.RVCSynthesizer.infer` from content
 features, coarse pitch, speaker id, the prior's noise and the NSF excitation to audio (prior encoder,
@@ -149,7 +149,7 @@ def export_decoder(net: RVCSynthesizer, path: Path) -> None:
         names = ["phone", "sid", "prior_noise"]
         axes = {"phone": frames, "prior_noise": {2: "frames"}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)  # as the caches do
     os.close(fd)
     try:
         # The tracer warns about every shape it turns into a Python number; the dynamic frames axis and
