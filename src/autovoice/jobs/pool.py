@@ -54,6 +54,8 @@ class WorkerCrashedError(AutoVoiceError):
 
     http_status = 500
     caller_error = False
+    #: Which of its pool's executors died (they are numbered from 1; 0: none had started).
+    generation: int = 0
 
 
 # -- the child's side ------------------------------------------------------------------------------
@@ -194,6 +196,7 @@ class _Generation:
     executor: ProcessPoolExecutor
     channel: Any
     stopping: Any
+    number: int
     closed: threading.Event = field(default_factory=threading.Event)
     pump: threading.Thread | None = None
 
@@ -232,6 +235,7 @@ class WorkerPool:
         self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._gen: _Generation | None = None
+        self._generations = 0
         self._stopped = False
 
     # - life cycle
@@ -248,7 +252,8 @@ class WorkerPool:
             initializer=_child_init,
             initargs=(self.settings, channel, stopping, levels, os.getpid()),
         )
-        gen = _Generation(executor=executor, channel=channel, stopping=stopping)
+        self._generations += 1
+        gen = _Generation(executor=executor, channel=channel, stopping=stopping, number=self._generations)
         gen.pump = threading.Thread(
             target=self._pump, args=(gen,), name=f"autovoice-{self.name}-pump", daemon=True
         )
@@ -272,7 +277,10 @@ class WorkerPool:
             else:
                 return
         log.error("a %s worker process died; starting new ones for the next work", self.name)
-        self._close(broken, wait=False)
+        # Its other children (they ignore SIGTERM) finish their current call: closed with wait, in the
+        # background, so that the pump keeps delivering their events and logs until they have exited.
+        drain = functools.partial(self._close, broken, wait=True)
+        threading.Thread(target=drain, name=f"autovoice-{self.name}-drain", daemon=True).start()
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop the children (after their current call when ``wait``) and the pump."""
@@ -329,13 +337,15 @@ class WorkerPool:
         """:meth:`submit`, awaited without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    def _crashed(self) -> WorkerCrashedError:
-        return WorkerCrashedError(
+    def _crashed(self, gen: _Generation | None = None) -> WorkerCrashedError:
+        err = WorkerCrashedError(
             "worker_crashed",
             "The worker process doing this stopped unexpectedly (it was killed or ran out of memory). "
             "Try again; the server log may say more.",
             {"pool": self.name},
         )
+        err.generation = gen.number if gen is not None else 0
+        return err
 
     def _settle(self, inner: Future[Any], *, gen: _Generation, outer: Future[Any]) -> None:
         exc = None if inner.cancelled() else inner.exception()
@@ -348,7 +358,7 @@ class WorkerPool:
             outer.cancel()
             outer.set_running_or_notify_cancel()
         elif isinstance(exc, BrokenProcessPool):
-            outer.set_exception(self._crashed())
+            outer.set_exception(self._crashed(gen))
         elif exc is not None:
             outer.set_exception(exc)
         else:
