@@ -134,8 +134,13 @@ def test_known_answer_on_real_speech(librispeech_transcript: str) -> None:
 
 
 def test_known_answer_on_synthetic_speech() -> None:
+    import onnxruntime
+
     from autovoice.tts import synthesize
 
+    # Piper's VITS draws noise in ONNX Runtime: seeded, the same speech every run (unseeded, a rare
+    # rendering was heard "cold until" and failed the bar once in a full run).
+    onnxruntime.set_seed(0)
     y, sr = synthesize(PIPER_TEXT)
     text = transcribe(y, sr=sr, language="en")
     assert character_error_rate(PIPER_TEXT, text, language="en") < 0.05, text
