@@ -138,6 +138,10 @@ def test_profile_convert_play_download(
         "(() => { const b = document.getElementById('audio-b'); return !b.paused && b.currentTime > 0; })()",
         timeout=15_000,
     )
+    # The status is written by the element's "play" event, a task that may run after playback has begun.
+    page.wait_for_function(
+        "document.getElementById('ab-status').textContent.includes('Playing B')", timeout=5_000
+    )
     assert "Playing B" in page.inner_text("#ab-status")
     page.click("#ab-switch")  # switch to A at the same position
     page.wait_for_function("!document.getElementById('audio-a').paused")
