@@ -205,37 +205,6 @@ def test_a_job_that_kills_its_last_allowed_worker_fails_with_a_code(
 
 
 @pytest.mark.timeout(300)
-def test_worker_deaths_before_a_job_starts_are_bounded(
-    settings: Settings, long_clip: Path, profile_id: str
-) -> None:
-    """A job still queued behind one whose worker dies is started again, but not forever: a start counts
-    no attempt, so the queue counts the deaths it saw (here the limit is 1) and fails it with a code."""
-    s = settings.model_copy(update={"job_max_attempts": 1})
-    db = Database(s)
-    db.migrate()
-    ctx = JobContext(settings=s, db=db, bus=LocalBus())
-    first = queued_conversion(ctx, long_clip, profile_id)
-    behind = queued_conversion(ctx, long_clip, profile_id)
-    queue = LocalQueue(ctx, workers=1)
-    queue.start()
-    try:
-        queue.submit(first)
-        queue.submit(behind)
-        wait_until(lambda: _running(ctx, first), timeout=120, what="first job running")
-        os.kill(_pid(_row(ctx, first).worker), signal.SIGKILL)
-        wait_until(lambda: _row(ctx, behind).status == "failed", timeout=120, what="queued job failed")
-        error = _row(ctx, behind).error
-        assert error is not None
-        assert error["code"] == "worker_crashed"
-        assert error["details"]["crashes"] == 1
-        wait_until(lambda: _row(ctx, first).status == "failed", timeout=120, what="first job failed")
-        assert _row(ctx, first).error["code"] == "job_attempts_exhausted"  # type: ignore[index]
-    finally:
-        queue.shutdown()
-        db.dispose()
-
-
-@pytest.mark.timeout(300)
 def test_shutdown_puts_a_running_job_back_in_the_queue(
     ctx: JobContext, long_clip: Path, profile_id: str
 ) -> None:

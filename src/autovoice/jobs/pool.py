@@ -54,8 +54,6 @@ class WorkerCrashedError(AutoVoiceError):
 
     http_status = 500
     caller_error = False
-    #: Which of its pool's executors died (they are numbered from 1; 0: none had started).
-    generation: int = 0
 
 
 # -- the child's side ------------------------------------------------------------------------------
@@ -196,7 +194,6 @@ class _Generation:
     executor: ProcessPoolExecutor
     channel: Any
     stopping: Any
-    number: int
     closed: threading.Event = field(default_factory=threading.Event)
     pump: threading.Thread | None = None
 
@@ -235,7 +232,6 @@ class WorkerPool:
         self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._gen: _Generation | None = None
-        self._generations = 0
         self._stopped = False
 
     # - life cycle
@@ -252,8 +248,7 @@ class WorkerPool:
             initializer=_child_init,
             initargs=(self.settings, channel, stopping, levels, os.getpid()),
         )
-        self._generations += 1
-        gen = _Generation(executor=executor, channel=channel, stopping=stopping, number=self._generations)
+        gen = _Generation(executor=executor, channel=channel, stopping=stopping)
         gen.pump = threading.Thread(
             target=self._pump, args=(gen,), name=f"autovoice-{self.name}-pump", daemon=True
         )
@@ -337,15 +332,13 @@ class WorkerPool:
         """:meth:`submit`, awaited without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    def _crashed(self, gen: _Generation | None = None) -> WorkerCrashedError:
-        err = WorkerCrashedError(
+    def _crashed(self) -> WorkerCrashedError:
+        return WorkerCrashedError(
             "worker_crashed",
             "The worker process doing this stopped unexpectedly (it was killed or ran out of memory). "
             "Try again; the server log may say more.",
             {"pool": self.name},
         )
-        err.generation = gen.number if gen is not None else 0
-        return err
 
     def _settle(self, inner: Future[Any], *, gen: _Generation, outer: Future[Any]) -> None:
         exc = None if inner.cancelled() else inner.exception()
@@ -358,7 +351,7 @@ class WorkerPool:
             outer.cancel()
             outer.set_running_or_notify_cancel()
         elif isinstance(exc, BrokenProcessPool):
-            outer.set_exception(self._crashed(gen))
+            outer.set_exception(self._crashed())
         elif exc is not None:
             outer.set_exception(exc)
         else:

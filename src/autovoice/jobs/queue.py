@@ -91,10 +91,6 @@ class LocalQueue:
         self._futures: set[Future[str]] = set()
         self._lock = threading.Lock()
         self._reaper: Reaper | None = None
-        #: The pool generations whose death each job saw, and how many of those came before it started
-        #: (run_job counts an attempt only when a job starts).
-        self._seen: dict[str, set[int]] = {}
-        self._early: dict[str, int] = {}
 
     def start(self) -> None:
         self._pool = WorkerPool(
@@ -129,51 +125,22 @@ class LocalQueue:
         if future.cancelled():
             return
         exc = future.exception()
-        if not isinstance(exc, WorkerCrashedError):
-            with self._lock:
-                self._seen.pop(job_id, None)
-                self._early.pop(job_id, None)
         if isinstance(exc, WorkerCrashedError):
             if self._pool is not None and not self.ctx.stopping.is_set():
                 # Not in this callback: it runs in the dead executor's thread.
-                threading.Thread(target=self._recover, args=(job_id, exc.generation), daemon=True).start()
+                threading.Thread(target=self._recover, args=(job_id,), daemon=True).start()
         elif exc is not None:
             log.error("job %s could not be run: %s", job_id, exc, exc_info=exc)
 
-    def _recover(self, job_id: str, generation: int = 0) -> None:
+    def _recover(self, job_id: str) -> None:
         """The process running (or about to run) ``job_id`` died: back to ``queued`` and into the new
         pool; :func:`~autovoice.jobs.task.run_job` counts the attempt."""
-        with self._lock:
-            seen = self._seen.setdefault(job_id, set())
-            new = generation == 0 or generation not in seen  # sent again to a dying pool: seen already
-            seen.add(generation)
         try:
             if _requeue_orphaned(self.ctx, job_id):
                 log.warning("job %s lost its worker process; re-queued", job_id)
                 on_requeue = getattr(self.ctx.observer, "job_requeued", None)
                 if callable(on_requeue):
                     on_requeue("worker_lost")
-            elif JobStore(self.ctx.db, self.ctx.blobs).get(job_id)["status"] == "queued":
-                # Its process died before the job started (a crash at start-up, or a sibling's): run_job
-                # counts no attempt then, so the limit is counted here; a worker that cannot start must
-                # not restart forever.
-                with self._lock:
-                    crashes = self._early[job_id] = self._early.get(job_id, 0) + int(new)
-                if crashes >= self.ctx.settings.job_max_attempts:
-                    with self._lock:
-                        self._seen.pop(job_id, None)
-                        self._early.pop(job_id, None)
-                    JobStore(self.ctx.db, self.ctx.blobs).fail(
-                        job_id,
-                        WorkerCrashedError(
-                            "worker_crashed",
-                            f"The worker process died {crashes} times before this job could start. The "
-                            "server log says why.",
-                            {"pool": "jobs", "crashes": crashes},
-                        ).to_dict(),
-                    )
-                    log.error("job %s failed: its worker died %d times before it started", job_id, crashes)
-                    return
             self.submit(job_id)
         except Exception as exc:  # the database or the queue is away: the reaper retries later
             log.warning("job %s could not be re-queued after its worker died: %s", job_id, exc)
