@@ -40,6 +40,7 @@ KEYS = {
     "similarity_to_target",
     "similarity_source_to_target",
     "similarity_gain",
+    "identity",
     "dnsmos",
     "input_seconds",
     "output_seconds",

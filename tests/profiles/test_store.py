@@ -9,6 +9,7 @@ import pytest
 from autovoice.analysis import VocalRange
 from autovoice.config import Settings
 from autovoice.errors import ConflictError, NotFoundError, ParameterError
+from autovoice.metrics.identity import IdentityBand
 from autovoice.profiles import (
     FORMAT_VERSION,
     ProfileStore,
@@ -30,6 +31,7 @@ def _profile(name: str = "alice", pid: str = "prof_000000000001") -> VoiceProfil
         quality=SampleQuality(45.0, 40.0, 35.0, 0.0, 0.1, 3, ["a warning"]),
         sample_names=["a.wav", "b.wav", "c.wav"],
         features={"world.mean": np.arange(4, dtype=np.float32), "world.frames": np.ones((3, 2))},
+        identity_band=IdentityBand("resemblyzer", 0.88, 0.95, 0.91, 5, 7.0),
     )
 
 
@@ -42,6 +44,7 @@ def test_round_trip_by_name_and_id(settings: Settings) -> None:
         np.testing.assert_array_equal(p.embedding, _profile().embedding)
         np.testing.assert_array_equal(p.features["world.frames"], np.ones((3, 2)))
         assert p.vocal_range == _profile().vocal_range
+        assert p.identity_band == _profile().identity_band
         assert p.quality.warnings == ["a warning"]
         assert p.format_version == FORMAT_VERSION
     meta = json.loads((settings.profiles_dir / "prof_000000000001" / "profile.json").read_text())

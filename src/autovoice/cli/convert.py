@@ -316,6 +316,7 @@ def _print_conversion(src: Path, doc: dict[str, Any], voice: str) -> None:
             f"(source {f(m['similarity_source_to_target'], '.3f')}, "
             f"gain {f(m['similarity_gain'], '+.3f')})"
         )
+        typer.echo(f"  identity   {identity_line(m.get('identity'))}")
         typer.echo(
             f"  DNSMOS     SIG {f(d['sig'], '.2f')}  BAK {f(d['bak'], '.2f')}  OVRL {f(d['ovrl'], '.2f')}"
         )
@@ -323,6 +324,21 @@ def _print_conversion(src: Path, doc: dict[str, Any], voice: str) -> None:
         typer.secho(f"  warning    [{w['code']}] {w['message']}", fg=typer.colors.YELLOW)
     if doc["report"]:
         typer.echo(f"  report     {doc['report']}")
+
+
+def identity_line(identity: dict[str, Any] | None) -> str:
+    """The report's identity verdict in words, naming the judge and the voice's own band."""
+    if not identity or identity.get("verdict") == "unmeasured" or identity.get("band") is None:
+        return "not judged: the profile has no identity band (rebuild it from 18 s or more of recordings)"
+    band, sim = identity["band"], identity["similarity"]
+    where = {
+        "inside": "inside the voice's own band",
+        "near": "just below the voice's own band",
+        "below": "below the voice's own band: the judge does not hear this voice",
+    }[identity["verdict"]]
+    return (
+        f"{where} ({identity['judge']}: {sim:.3f}; its own recordings {band['low']:.3f}-{band['high']:.3f})"
+    )
 
 
 def _print_batch(docs: list[dict[str, Any]]) -> None:

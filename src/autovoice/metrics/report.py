@@ -34,6 +34,7 @@ from autovoice.errors import AudioError, ParameterError, unknown_choice
 from autovoice.metrics.checks import ReportWarning, full_mix_warning, quality_warnings, report_warning
 from autovoice.metrics.dnsmos import DNSMOS_SR, Dnsmos, check_hop, dnsmos_16k, dnsmos_windows
 from autovoice.metrics.excerpts import select_excerpts
+from autovoice.metrics.identity import IdentityBand, identity_verdict
 from autovoice.metrics.pitch import (
     LENGTH_SLACK_FRAMES,
     LENGTH_TOLERANCE,
@@ -54,8 +55,8 @@ MEASURED_LEVELS: tuple[str, ...] = ("full", "fast")
 FAST_SIMILARITY_SECONDS = 20.0
 #: Version of the :meth:`QualityReport.to_dict` document; bump it when a key changes meaning or goes away.
 #: 2: ``warnings`` are ``{"code", "message"}`` documents; ``level``, ``coverage``, ``source_dnsmos`` and
-#: ``timings`` added.
-REPORT_FORMAT_VERSION = 2
+#: ``timings`` added. 3: ``identity`` added (the verdict against the profile's identity band).
+REPORT_FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class QualityReport:
         The same for the unconverted source: the floor a conversion must beat.
     similarity_gain
         ``similarity_to_target - similarity_source_to_target``; > 0 means the voice moved toward the target.
+    identity
+        Where :attr:`similarity_to_target` falls against the profile's identity band: ``{"judge", "band",
+        "similarity", "verdict"}`` (see :func:`~autovoice.metrics.identity.identity_verdict`).
     dnsmos
         DNSMOS scores of the converted vocal (1..5; NaN when it is too short to score).
     input_seconds, output_seconds
@@ -149,6 +153,7 @@ class QualityReport:
     source_dnsmos: Dnsmos = field(default_factory=Dnsmos.unmeasured)
     coverage: Coverage = field(default_factory=Coverage)
     timings: dict[str, float] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=lambda: identity_verdict(math.nan, None))
     format_version: int = REPORT_FORMAT_VERSION
     #: The F0 re-tracked on the converted vocal, Hz per ``hop_s`` frame on the intended grid: 0 = unvoiced,
     #: NaN = not measured (outside the ``fast`` excerpts). Serialised only by ``to_dict(contours=True)``.
@@ -160,8 +165,9 @@ class QualityReport:
         """A JSON-ready dict with stable keys (NaN becomes ``None``).
 
         Keys: ``format_version``, ``level``, ``pitch`` (see :meth:`PitchAccuracy.to_dict`),
-        ``similarity_to_target``, ``similarity_source_to_target``, ``similarity_gain``, ``dnsmos`` and
-        ``source_dnsmos`` (see :meth:`Dnsmos.to_dict`), ``coverage`` (see :meth:`Coverage.to_dict`),
+        ``similarity_to_target``, ``similarity_source_to_target``, ``similarity_gain``, ``identity``,
+        ``dnsmos`` and ``source_dnsmos`` (see :meth:`Dnsmos.to_dict`), ``coverage`` (see
+        :meth:`Coverage.to_dict`),
         ``input_seconds``, ``output_seconds``, ``processing_seconds``, ``rtf``, ``metrics_seconds``,
         ``timings``, ``f0_method``, ``hop_s``, ``warnings``, ``extra``.
 
@@ -178,6 +184,7 @@ class QualityReport:
             "similarity_to_target": self.similarity_to_target,
             "similarity_source_to_target": self.similarity_source_to_target,
             "similarity_gain": self.similarity_gain,
+            "identity": self.identity,
             "dnsmos": self.dnsmos.to_dict(),
             "source_dnsmos": self.source_dnsmos.to_dict(),
             "coverage": self.coverage.to_dict(),
@@ -242,6 +249,7 @@ def quality_report(
     hop_s: float = FRAME_HOP_S,
     dnsmos_hop_s: float = 1.0,
     extra: dict[str, Any] | None = None,
+    identity_band: IdentityBand | None = None,
     progress: ProgressCallback = no_progress,
 ) -> QualityReport:
     """Measure a conversion.
@@ -276,6 +284,9 @@ def quality_report(
         model run per hop, for each of the source and the converted vocal.
     extra
         JSON-serialisable data copied into :attr:`QualityReport.extra`.
+    identity_band
+        The profile's identity band, which the converted vocal's similarity is judged against
+        (:attr:`QualityReport.identity`); ``None`` gives the verdict ``unmeasured``.
     progress
         ``progress(fraction, stage)`` callback; DNSMOS, the longest step on long audio, reports per window.
 
@@ -417,6 +428,7 @@ def quality_report(
             excerpts=tuple(excerpts),
         ),
         timings=timings,
+        identity=identity_verdict(sim_target, identity_band),
         achieved_f0=achieved,
         intended_f0=intended,
     )

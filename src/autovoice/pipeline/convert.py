@@ -258,6 +258,7 @@ def convert_audio(
             sr=esr,
             intended_f0=plan.target_f0,
             profile_embedding=profile.embedding,
+            identity_band=profile.identity_band,
             processing_seconds=sum(timings.values()),
             level=opts.metrics,
             f0_method=f0_method,

@@ -26,6 +26,7 @@ from autovoice.config import Settings, get_settings
 from autovoice.engines import ENGINES, load_engine
 from autovoice.engines.checkpoints import inspect_model
 from autovoice.errors import AudioError, AutoVoiceError, NotFoundError, ParameterError, PayloadTooLargeError
+from autovoice.metrics.identity import IdentityBand, band_clips, identity_band
 from autovoice.profiles.profile import (
     SampleQuality,
     StoredFile,
@@ -208,6 +209,8 @@ def build_profile(
     )
     embedding = np.mean(embeddings, axis=0)
     embedding = (embedding / np.linalg.norm(embedding)).astype(np.float32)
+    progress(0.62, "identity band")
+    band = _identity_band(audio, sr=common_sr, device=device)
 
     features: dict[str, np.ndarray] = {}
     names = list(ENGINES.names) if engines is None else list(engines)
@@ -227,7 +230,23 @@ def build_profile(
         quality=quality,
         sample_names=[label for _, _, label in loaded],
         features=features,
+        identity_band=band,
     )
+
+
+def _identity_band(audio: np.ndarray, *, sr: int, device: str) -> IdentityBand | None:
+    """The voice's identity band (:mod:`autovoice.metrics.identity`) from clips of its enrollment audio;
+    clips in which the encoder finds no voice are left out."""
+    from autovoice.metrics.similarity import speaker_embedding
+
+    clips = band_clips(len(audio), sr=sr)
+    embeddings = []
+    for a, b in clips:
+        try:
+            embeddings.append(speaker_embedding(audio[a:b], sr=sr, device=device))
+        except AudioError:
+            continue
+    return identity_band(embeddings, clip_seconds=(clips[0][1] - clips[0][0]) / sr) if clips else None
 
 
 def _quality(

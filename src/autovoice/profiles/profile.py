@@ -20,6 +20,7 @@ import numpy as np
 
 from autovoice.analysis.vocal_range import VocalRange
 from autovoice.errors import ParameterError
+from autovoice.metrics.identity import IdentityBand
 
 ModelKind = Literal["rvc", "sovits"]
 #: Content encoders (speech -> content features) a model can need, by registry name. They are one
@@ -290,6 +291,11 @@ class VoiceProfile:
         stored in ``features.npz``.
     models
         Trained models (RVC, so-vits-svc) that render this voice; see :class:`TrainedModel`.
+    identity_band
+        How similar the voice is to itself from clip to clip
+        (:class:`~autovoice.metrics.identity.IdentityBand`): what a conversion's similarity is judged
+        against. ``None`` without recordings, for under 18 s of them, or for a profile built before bands
+        existed.
     """
 
     id: str
@@ -303,6 +309,7 @@ class VoiceProfile:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     models: list[TrainedModel] = field(default_factory=list)
+    identity_band: IdentityBand | None = None
 
     @property
     def has_recordings(self) -> bool:
@@ -321,6 +328,7 @@ class VoiceProfile:
             "quality": self.quality.to_dict() if self.quality is not None else None,
             "samples": list(self.sample_names),
             "embedding_dim": int(self.embedding.shape[0]) if self.embedding is not None else 0,
+            "identity_band": self.identity_band.to_dict() if self.identity_band is not None else None,
             "engines": sorted({k.split(".", 1)[0] for k in self.features} | {m.kind for m in self.models}),
             "models": [m.to_dict() for m in self.models],
         }

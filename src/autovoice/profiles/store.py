@@ -17,6 +17,7 @@ import numpy as np
 from autovoice.analysis.vocal_range import VocalRange
 from autovoice.config import Settings, get_settings
 from autovoice.errors import ConflictError, NotFoundError
+from autovoice.metrics.identity import IdentityBand
 from autovoice.profiles.profile import FORMAT_VERSION, SampleQuality, TrainedModel, VoiceProfile
 from autovoice.profiles.trained import MODELS_DIR, StagedModel
 
@@ -244,6 +245,9 @@ class ProfileStore:
             vocal_range=VocalRange.from_dict(meta["vocal_range"]) if meta.get("vocal_range") else None,
             quality=SampleQuality.from_dict(meta["quality"]) if meta.get("quality") else None,
             sample_names=list(meta["samples"]),
+            identity_band=(
+                IdentityBand.from_dict(meta["identity_band"]) if meta.get("identity_band") else None
+            ),
             features=features,
             format_version=version,
             models=[
