@@ -184,7 +184,7 @@ class BlockChoice:
         """One sentence: the chosen block's measured p99 and, if any, why shorter ones were not chosen."""
         c = self.chosen
         head = (
-            f"{c.block_ms} ms blocks: p99 {c.p99_ms:.1f} ms per block on this machine "
+            f"{c.block_ms} ms blocks: p99 {c.p99_ms:.1f} ms per block "
             f"({100 * c.share:.0f} % of the block, at most {100 * self.max_share:.0f} % allowed)"
         )
         if c.block_ms == min(self.candidates):
@@ -193,10 +193,7 @@ class BlockChoice:
         if not slower:
             return f"{head}."
         t = slower[-1]
-        return (
-            f"{head}; {t.block_ms} ms blocks needed p99 {t.p99_ms:.1f} ms ({100 * t.share:.0f} %), "
-            "too close to the deadline."
-        )
+        return f"{head}; {t.block_ms} ms blocks needed p99 {t.p99_ms:.1f} ms ({100 * t.share:.0f} % of the block)."
 
     def to_dict(self) -> dict[str, Any]:
         return {
