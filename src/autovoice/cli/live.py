@@ -137,7 +137,9 @@ def _echo_block(converter: LiveConverter, *, err: bool) -> None:
         typer.echo(f"  block      {lat['block_ms']:g} ms (as asked)", err=err)
         return
     typer.echo(
-        f"  block      {lat['block_ms']:g} ms, chosen in {choice.seconds:.1f} s: {choice.reason}", err=err
+        f"  block      {lat['block_ms']:g} ms, measured on this machine in {choice.seconds:.1f} s: "
+        f"{choice.reason}",
+        err=err,
     )
 
 

@@ -193,7 +193,9 @@ class BlockChoice:
         if not slower:
             return f"{head}."
         t = slower[-1]
-        return f"{head}; {t.block_ms} ms blocks needed p99 {t.p99_ms:.1f} ms ({100 * t.share:.0f} % of the block)."
+        return (
+            f"{head}; {t.block_ms} ms blocks needed p99 {t.p99_ms:.1f} ms ({100 * t.share:.0f} % of theirs)."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

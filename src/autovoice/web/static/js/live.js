@@ -169,7 +169,7 @@ function showBlock(started) {
   show("block-chosen", choice ? `${ms} ms (auto)` : `${ms} ms`);
   $("#live-block-chosen").dataset.ms = String(ms);
   $("#live-block-reason").textContent = choice
-    ? `Chosen in ${choice.seconds.toFixed(1)} s: ${choice.reason}`
+    ? `Measured on the server in ${choice.seconds.toFixed(1)} s: ${choice.reason}`
     : "Block as chosen above (not measured).";
 }
 
