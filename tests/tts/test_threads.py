@@ -61,6 +61,7 @@ def test_a_run_alone_is_wide_and_overlapping_runs_are_narrow() -> None:
     assert not pair.narrow_open  # a lone request never pays for the narrow session
     assert pair.in_flight == 0
 
+    pair.open_narrow()  # what the first overlapping run does (the others meanwhile take the wide session)
     wide = pair.pick()[1]
     pair.done()
     inside = {"now": 0, "most": 0}

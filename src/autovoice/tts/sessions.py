@@ -12,7 +12,8 @@ threads spin while waiting: on a busy machine a spinning thread burns the core a
 program) needs.
 
 Only the ``run`` method of a session is used by ``piper.PiperVoice``; the pair offers the same call.
-The narrow session is created when a second run first overlaps (a single request never pays for it).
+The narrow session is created when a second run first overlaps (a single request never pays for it);
+the runs that overlap while it is being created take the wide one rather than wait.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class SessionPair:
         #: Runs so far on each session (for tests and the bench).
         self.runs = {"wide": 0, "narrow": 0}
         self._lock = threading.Lock()
+        self._opening = threading.Lock()
         self._wide = self._open(self.wide_threads)  # a bad model file fails here, at load
         self._narrow: Any = self._wide if self.wide_threads == threads else None
 
@@ -88,24 +90,38 @@ class SessionPair:
             str(self.model), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
 
-    def _narrow_session(self) -> Any:
-        with self._lock:
-            if self._narrow is None:
-                self._narrow = self._open(self.threads)
+    def open_narrow(self, *, wait: bool = True) -> Any:
+        """The narrow session, created on first call. With ``wait=False`` it returns None instead of
+        waiting while another thread creates it (a run then takes the wide session)."""
+        if self._narrow is not None:
             return self._narrow
+        if not self._opening.acquire(blocking=wait):
+            return None
+        try:
+            if self._narrow is None:
+                session = self._open(self.threads)
+                with self._lock:
+                    self._narrow = session
+            return self._narrow
+        finally:
+            self._opening.release()
 
     def pick(self) -> tuple[str, Any]:
-        """The session the next run gets and its name; counts the run as in flight (``done`` ends it)."""
+        """The session the next run gets and its name; counts the run as in flight (``done`` ends it).
+
+        While the narrow session is first being created (seconds on a busy machine), the runs that
+        overlap take the wide one rather than wait for it."""
         with self._lock:
             wide = self.in_flight == 0
             self.in_flight += 1
         if wide:
             return "wide", self._wide
         try:
-            return "narrow", self._narrow_session()
+            narrow = self.open_narrow(wait=False)
         except BaseException:
             self.done()
             raise
+        return ("narrow", narrow) if narrow is not None else ("wide", self._wide)
 
     def done(self) -> None:
         with self._lock:
@@ -124,4 +140,4 @@ class SessionPair:
 
     def get_session_options(self, *, wide: bool = False) -> Any:
         """The options of the narrow (default) or the wide session."""
-        return (self._wide if wide else self._narrow_session()).get_session_options()
+        return (self._wide if wide else self.open_narrow()).get_session_options()
