@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from _common import FEMALE, MALE, utterances, write_results
+from autovoice.errors import AutoVoiceError
 
 SR = 16_000
 #: The targets of the main block (issue 24): no drop, p99 within half the block, latency at most 120 ms.
@@ -285,6 +286,12 @@ def calibrate(profile: Any, block_ms: str) -> tuple[int, dict[str, Any] | None]:
     return choice.block_ms, choice.to_dict()
 
 
+def _where(cores: int | None, load: tuple[float, float]) -> str:
+    """The CPUs the run had and how busy the machine was (the 1-minute load average)."""
+    cpus = "all cores" if cores is None else f"{cores} core{'s' if cores > 1 else ''} (affinity)"
+    return f"{cpus}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -311,9 +318,25 @@ def main() -> None:
 
     one_compute_thread()  # one torch and BLAS thread, as `autovoice live` and the server run
 
+    load_before = os.getloadavg()[0]
     profiles = _profiles()
     female = profiles["female 1998"]
-    main_block, choice = calibrate(female, args.block_ms)
+    try:
+        main_block, choice = calibrate(female, args.block_ms)
+    except AutoVoiceError as exc:  # live_too_slow: what the user would see, recorded as the result
+        if exc.code != "live_too_slow":
+            raise
+        where = _where(args.cores, (load_before, os.getloadavg()[0]))
+        write_results(
+            name,
+            {"cores": args.cores, "block_ms_asked": args.block_ms, "error": exc.to_dict()},
+            f"On {where}: **`live_too_slow`**, no block kept up: {exc.message}\n\n"
+            + "\n".join(
+                f"- {t['block_ms']} ms: p99 {t['p99_ms']:.1f} ms ({100 * t['share']:.0f} %, {t['blocks']} blocks)"
+                for t in exc.details["trials"]
+            ),
+        )
+        return
     print(json.dumps({"main_block_ms": main_block, "choice": choice}), flush=True)
     long = _stream_audio(max(args.stream_seconds, args.short_seconds, args.rt_seconds))
     streams = [stream_case(female, long[: int(args.stream_seconds * SR)], main_block)]
@@ -363,9 +386,8 @@ def main() -> None:
                 else f"| {st['dropped']} of {st['blocks']} | – | – |"
             )
         )
-    where = (
-        "all cores" if args.cores is None else f"{args.cores} core{'s' if args.cores > 1 else ''} (affinity)"
-    )
+    load = (load_before, os.getloadavg()[0])
+    where = _where(args.cores, load)
     if choice is None:
         head = f"Main block: {main_block} ms, as asked (`--block-ms {main_block}`), on {where}.\n\n"
     else:
@@ -374,8 +396,8 @@ def main() -> None:
             for t in choice["trials"]
         )
         head = (
-            f"Main block: **{main_block} ms, chosen by `auto`** on {where} in {choice['seconds']:.2f} s "
-            f"(trials: {tried}).\n\n"
+            f"Main block: **{main_block} ms, chosen by `auto`** in {choice['seconds']:.2f} s "
+            f"(trials: {tried}), on {where}.\n\n"
         )
     verdict = (
         f"Targets at the main block (no drop, p99 <= {100 * TARGET_SHARE:.0f} % of the block, latency <= "
@@ -408,6 +430,7 @@ def main() -> None:
         name,
         {
             "cores": args.cores,
+            "load_average": load,
             "block_ms_asked": args.block_ms,
             "block_choice": choice,
             "targets": targets,
