@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from autovoice.profiles.profile import VoiceProfile
 
 #: Blocks timed per candidate (after :data:`WARM_BLOCKS` untimed ones): with 50 the p99 lies between
-#: the two slowest blocks (24 underestimated the p99 of a minute's stream by a quarter on a busy machine).
+#: the two slowest blocks, a steadier estimate than the slowest of a few.
 CALIBRATION_BLOCKS = 50
 #: Untimed blocks first: a new block length allocates on its first calls.
 WARM_BLOCKS = 3
@@ -183,7 +183,7 @@ def choose_block(
     last = trials[-1]
     raise ConflictError(
         "live_too_slow",
-        f"This machine cannot convert live in time: even {last.block_ms} ms blocks took "
+        f"Live conversion cannot keep up on this machine: even {last.block_ms} ms blocks took "
         f"{last.p99_ms:.0f} ms (p99), more than {100 * max_share:.0f} % of the block. Try the fast preset "
         "or the dio pitch tracker, or a less busy machine.",
         {
