@@ -87,7 +87,7 @@ def test_a_converter_needs_a_chosen_block(live_tone_profile: VoiceProfile) -> No
 def test_the_smallest_block_with_room_is_chosen_and_hopeless_ones_are_skipped(
     live_tone_profile: VoiceProfile,
 ) -> None:
-    """16 ms a block: 20 ms blocks fail (> 10 ms), 30 ms ones cannot afford what 20 ms needed (15 < 16),
+    """16 ms a block: 20 ms blocks fail (> 10 ms), 30 ms ones cannot afford its median time (15 < 16),
     so 40 ms is tried next and chosen (16 ms <= 20 ms)."""
     engine = FixedCostEngine(0.016)
     choice = choose_block(live_tone_profile, sr=SR, options=DIO, engine=engine, timer=engine.clock)  # type: ignore[arg-type]

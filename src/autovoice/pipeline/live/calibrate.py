@@ -8,8 +8,8 @@ instead of guessing: a second or so of synthetic voiced audio (:func:`calibratio
 the real converter, with the stream's own options, at the smallest candidate block
 (:data:`AUTO_BLOCKS_MS`) first; a block is chosen when the 99th percentile of its measured times
 stays within :data:`AUTO_MAX_SHARE` of its length. When a candidate is too slow, the next one tried
-is the smallest whose budget covers the time just measured (a longer block never costs less), so
-two or three candidates are usually enough. When even the longest candidate cannot keep up, the
+is the smallest whose budget covers its median time (a longer block never costs less), so two or
+three candidates are usually enough. When even the longest candidate cannot keep up, the
 stream does not start: ``live_too_slow`` says so with the times measured.
 """
 
@@ -175,9 +175,10 @@ def choose_block(
                 max_share=max_share,
                 candidates=tuple(ordered),
             )
-        # The next candidate worth trying has a budget at least the time this one needed.
+        # The next candidate worth trying has a budget at least this one's typical (median) time: a
+        # longer block never costs less, and one hiccup in a few blocks should not skip good candidates.
         i = next(
-            (j for j in range(i + 1, len(ordered)) if max_share * ordered[j] >= trial.p99_ms),
+            (j for j in range(i + 1, len(ordered)) if max_share * ordered[j] >= trial.p50_ms),
             len(ordered) - 1 if i < len(ordered) - 1 else len(ordered),
         )
     last = trials[-1]
