@@ -1,12 +1,19 @@
-"""Live conversion on this machine's CPU: latency, time per block, drops, quality against the offline
-conversion, and the round trip through ``WS /api/v1/live`` on loopback and in-process.
+"""Live conversion on this machine's CPU: the block ``auto`` chooses, latency, time per block, drops,
+quality against the offline conversion, and the round trip through ``WS /api/v1/live`` on loopback
+and in-process.
 
-- **Stream**: LibriSpeech utterances of several speakers concatenated (5 minutes at the default block,
-  ``--short-seconds`` at the other sizes) streamed through :class:`autovoice.pipeline.live.LiveConverter`
-  as a microphone would (:class:`~autovoice.pipeline.live.SimulatedClock`: block ``k`` arrives at
-  ``(k + 1) * block``, the worker's time advances by the conversion times measured for real, late
-  blocks are dropped). Reported: algorithmic latency, p50/p99 time per block and p99 as a share of
-  the block, dropped blocks.
+- **Block choice**: ``--block-ms auto`` (the default, as ``autovoice live``) runs the same calibration
+  (:func:`autovoice.pipeline.live.choose_block`) and reports the block chosen, the trials and the time
+  they took; ``--block-ms N`` uses N ms. ``--cores N`` runs everything (the server too) on the first N
+  CPUs only, like ``taskset -c 0..N-1``: ``--cores 1`` stands in for a slower machine.
+- **Stream**: LibriSpeech utterances of several speakers concatenated (``--stream-seconds`` at the main
+  block, ``--short-seconds`` at the ``--other-blocks``) streamed through
+  :class:`autovoice.pipeline.live.LiveConverter` as a microphone would
+  (:class:`~autovoice.pipeline.live.SimulatedClock`: block ``k`` arrives at ``(k + 1) * block``, the
+  worker's time advances by the conversion times measured for real, late blocks are dropped).
+  Reported: algorithmic latency, p50/p99 time per block and p99 as a share of the block, dropped
+  blocks; for the main block, whether it meets the targets (no drop, p99 <= 50 % of the block,
+  latency <= 120 ms).
 - **Quality**: held-out utterances (male and female sources) into a female and a male profile,
   streamed (same clock, so drops would count) and converted offline (:func:`convert_speech`, exact
   auto key). The stream gets the offline shift as its manual pitch so that the two are comparable.
@@ -16,8 +23,10 @@ conversion, and the round trip through ``WS /api/v1/live`` on loopback and in-pr
   (uvicorn subprocess, loopback), time from sending block ``k`` to receiving converted block ``k``;
   and in-process: the same paced loop calling :meth:`LiveSession.handle` directly.
 
-Writes ``bench/results/live.json`` and ``live.md``. Usage: ``python bench/live.py [--stream-seconds 300]``.
-Timings are only meaningful under the exclusive bench lock (``flock -x /work/notes/bench.flock``).
+Writes ``bench/results/<name>.json`` and ``.md`` (``live``, or ``live-<N>core`` with ``--cores``).
+Usage: ``python bench/live.py [--cores 1] [--block-ms auto] [--stream-seconds 300]``; a short check:
+``--stream-seconds 30 --other-blocks '' --quality-blocks '' --rt-blocks ''``. Timings are only
+meaningful under the exclusive bench lock (``flock -x /work/notes/bench.flock``).
 """
 
 from __future__ import annotations
@@ -33,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from _common import FEMALE, MALE, utterances, write_results
+from autovoice.errors import AutoVoiceError
 
 SR = 16_000
-BLOCKS = (20, 40, 60, 100)
-DEFAULT_BLOCK = 40
-QUALITY_BLOCKS = (20, 40, 100)
+#: The targets of the main block (issue 24): no drop, p99 within half the block, latency at most 120 ms.
+TARGET_SHARE = 0.5
+TARGET_LATENCY_MS = 120.0
 
 
 def _load(path: Path) -> np.ndarray:
@@ -255,43 +265,119 @@ def websocket_round_trip(profile: Any, y: np.ndarray, block_ms: int, tmp: Path) 
     }
 
 
+def _blocks(spec: str, main: int) -> list[int]:
+    """A comma list of block lengths; ``main`` stands for the main block."""
+    out: list[int] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part:
+            b = main if part == "main" else int(part)
+            if b not in out:
+                out.append(b)
+    return out
+
+
+def calibrate(profile: Any, block_ms: str) -> tuple[int, dict[str, Any] | None]:
+    """The main block: ``auto`` measured as ``autovoice live`` does (the choice's document), or N ms."""
+    from autovoice.pipeline.live import LiveOptions, choose_block
+
+    if block_ms != "auto":
+        return int(block_ms), None
+    choice = choose_block(profile, sr=SR, options=LiveOptions(pitch_shift=0))
+    return choice.block_ms, choice.to_dict()
+
+
+def _where(cores: int | None, load: tuple[float, float]) -> str:
+    """The CPUs the run had and how busy the machine was (the 1-minute load average)."""
+    cpus = "all cores" if cores is None else f"{cores} core{'s' if cores > 1 else ''} (affinity)"
+    return f"{cpus}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--stream-seconds", type=float, default=300.0, help="Streamed audio at the default block."
+        "--block-ms", default="auto", help="The main block: auto (measured, the default) or N ms."
     )
+    ap.add_argument("--cores", type=int, default=None, help="Run on the first N CPUs only (as taskset).")
+    ap.add_argument("--stream-seconds", type=float, default=300.0, help="Streamed audio at the main block.")
+    ap.add_argument("--other-blocks", default="20,40,60,100", help="Blocks also streamed (comma list).")
     ap.add_argument("--short-seconds", type=float, default=60.0, help="Streamed audio at the other blocks.")
+    ap.add_argument("--quality-blocks", default="main,20,100", help="Blocks whose quality is measured.")
+    ap.add_argument("--rt-blocks", default="main,20", help="Blocks of the real-time round trips.")
     ap.add_argument("--rt-seconds", type=float, default=20.0, help="Real-time round-trip runs.")
+    ap.add_argument("--name", default=None, help="Results name (default: live, or live-<N>core).")
     args = ap.parse_args()
+    import os
+
+    if args.cores is not None:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not 1 <= args.cores <= len(cpus):
+            raise SystemExit(f"--cores must be 1..{len(cpus)}")
+        os.sched_setaffinity(0, cpus[: args.cores])  # inherited by the server subprocess
+    name = args.name or ("live" if args.cores is None else f"live-{args.cores}core")
     from autovoice.models.devices import one_compute_thread
 
     one_compute_thread()  # one torch and BLAS thread, as `autovoice live` and the server run
 
+    load_before = os.getloadavg()[0]
     profiles = _profiles()
     female = profiles["female 1998"]
-    long = _stream_audio(args.stream_seconds)
-    streams = []
-    for b in BLOCKS:
-        y = long if b == DEFAULT_BLOCK else long[: int(args.short_seconds * SR)]
-        streams.append(stream_case(female, y, b))
-        print(json.dumps(streams[-1]), flush=True)
+    try:
+        main_block, choice = calibrate(female, args.block_ms)
+    except AutoVoiceError as exc:  # live_too_slow: what the user would see, recorded as the result
+        if exc.code != "live_too_slow":
+            raise
+        where = _where(args.cores, (load_before, os.getloadavg()[0]))
+        write_results(
+            name,
+            {"cores": args.cores, "block_ms_asked": args.block_ms, "error": exc.to_dict()},
+            f"On {where}: **`live_too_slow`**, no block kept up: {exc.message}\n\n"
+            + "\n".join(
+                f"- {t['block_ms']} ms: p99 {t['p99_ms']:.1f} ms ({100 * t['share']:.0f} %, {t['blocks']} blocks)"
+                for t in exc.details["trials"]
+            ),
+        )
+        return
+    print(json.dumps({"main_block_ms": main_block, "choice": choice}), flush=True)
+    long = _stream_audio(max(args.stream_seconds, args.short_seconds, args.rt_seconds))
+    streams = [stream_case(female, long[: int(args.stream_seconds * SR)], main_block)]
+    print(json.dumps(streams[-1]), flush=True)
+    for b in _blocks(args.other_blocks, main_block):
+        if b != main_block:
+            streams.append(stream_case(female, long[: int(args.short_seconds * SR)], b))
+            print(json.dumps(streams[-1]), flush=True)
+    streams.sort(key=lambda r: r["block_ms"])
     quality = []
-    for b in QUALITY_BLOCKS:
+    for b in _blocks(args.quality_blocks, main_block):
         quality.append(quality_case(profiles, b))
         print(json.dumps({k: v for k, v in quality[-1].items() if k != "pairs"}), flush=True)
     rt_audio = long[: int(args.rt_seconds * SR)]
-    in_proc = [in_process_round_trip(female, rt_audio, b) for b in (20, DEFAULT_BLOCK)]
-    with tempfile.TemporaryDirectory() as tmp:
-        ws = [websocket_round_trip(female, rt_audio, b, Path(tmp)) for b in (20, DEFAULT_BLOCK)]
+    rt_blocks = _blocks(args.rt_blocks, main_block)
+    in_proc = [in_process_round_trip(female, rt_audio, b) for b in rt_blocks]
+    ws = []
+    if rt_blocks:
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = [websocket_round_trip(female, rt_audio, b, Path(tmp)) for b in rt_blocks]
     print(json.dumps({"in_process": in_proc, "websocket": ws}), flush=True)
 
+    main_stats = next(r for r in streams if r["block_ms"] == main_block)
+    st = main_stats["stats"]
+    targets = {
+        "block_ms": main_block,
+        "dropped": st["dropped"],
+        "blocks": st["blocks"],
+        "p99_share": st["p99_share"],
+        "latency_ms": main_stats["latency"]["total_ms"],
+        "met": st["dropped"] == 0
+        and st["p99_share"] <= TARGET_SHARE
+        and main_stats["latency"]["total_ms"] <= TARGET_LATENCY_MS,
+    }
     q = {r["block_ms"]: r for r in quality}
     rows = []
-    for s in streams:
-        b = s["block_ms"]
-        st = s["stats"]
+    for s_ in streams:
+        b = s_["block_ms"]
+        st = s_["stats"]
         rows.append(
-            f"| {b}{' (default)' if b == DEFAULT_BLOCK else ''} | {s['latency']['total_ms']:g} | {s['audio_seconds']:g} "
+            f"| {b}{' (main)' if b == main_block else ''} | {s_['latency']['total_ms']:g} | {s_['audio_seconds']:g} "
             f"| {st['processing_ms_p50']:.1f} | {st['processing_ms_p99']:.1f} | {100 * st['p99_share']:.0f} % "
             + (
                 f"| {st['dropped']} of {st['blocks']} | {q[b]['similarity_live']:.3f} ({q[b]['similarity_offline']:.3f}) "
@@ -300,8 +386,29 @@ def main() -> None:
                 else f"| {st['dropped']} of {st['blocks']} | – | – |"
             )
         )
+    load = (load_before, os.getloadavg()[0])
+    where = _where(args.cores, load)
+    if choice is None:
+        head = f"Main block: {main_block} ms, as asked (`--block-ms {main_block}`), on {where}.\n\n"
+    else:
+        tried = ", ".join(
+            f"{t['block_ms']} ms: p99 {t['p99_ms']:.1f} ms ({100 * t['share']:.0f} %, {t['blocks']} blocks)"
+            for t in choice["trials"]
+        )
+        head = (
+            f"Main block: **{main_block} ms, chosen by `auto`** in {choice['seconds']:.2f} s "
+            f"(trials: {tried}), on {where}.\n\n"
+        )
+    verdict = (
+        f"Targets at the main block (no drop, p99 <= {100 * TARGET_SHARE:.0f} % of the block, latency <= "
+        f"{TARGET_LATENCY_MS:g} ms): {targets['dropped']} of {targets['blocks']} dropped, p99 "
+        f"{100 * targets['p99_share']:.0f} %, latency {targets['latency_ms']:g} ms: "
+        f"**{'met' if targets['met'] else 'not met'}**.\n\n"
+    )
     table = (
-        "Stream: LibriSpeech speech concatenated, 16 kHz, into profile female-1998, FCPE per block, "
+        head
+        + verdict
+        + "Stream: LibriSpeech speech concatenated, 16 kHz, into profile female-1998, FCPE (int8) per block, "
         "world `balanced`; quality: 7 pairs, 4 held-out source utterances (2 male, 2 female) into a female and a male profile (offline in brackets).\n\n"
         "| block ms | latency ms | streamed s | p50 ms/block | p99 ms/block | p99 share | dropped | similarity live (offline) "
         "| pitch error cents live (offline) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
@@ -320,8 +427,17 @@ def main() -> None:
         )
     )
     write_results(
-        "live",
-        {"streams": streams, "quality": quality, "round_trip": {"in_process": in_proc, "websocket": ws}},
+        name,
+        {
+            "cores": args.cores,
+            "load_average": load,
+            "block_ms_asked": args.block_ms,
+            "block_choice": choice,
+            "targets": targets,
+            "streams": streams,
+            "quality": quality,
+            "round_trip": {"in_process": in_proc, "websocket": ws},
+        },
         table,
     )
 

@@ -1,4 +1,6 @@
-"""Text-to-speech speed: AutoVoice's path against Piper's own Python API on the same loaded voice,
+"""Text-to-speech speed: AutoVoice's path against Piper's own Python API on the same voice (Piper's
+``PiperVoice.load`` with its default ONNX Runtime session, as a Piper user runs it; AutoVoice's own
+sessions: every core for a request alone, ``AUTOVOICE_TTS_THREADS`` per request when several overlap),
 time to the first streamed chunk, the same in a profile's voice, and ``POST /api/v1/tts`` under load.
 
 Writes ``bench/results/tts.json`` and ``tts.md``. Usage: ``python bench/tts.py [--runs N]``.
@@ -85,14 +87,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
-    from piper import SynthesisConfig
+    from piper import PiperVoice, SynthesisConfig
 
     from autovoice import tts
     from autovoice.pipeline.enroll import build_profile
+    from autovoice.tts.piper_voice import PiperTtsVoice, builtin_voice_files
+    from autovoice.tts.sessions import SessionPair
 
     voice = tts.load_voice()
-    piper = voice._voice  # type: ignore[attr-defined]  # the same PiperVoice AutoVoice wraps
+    piper = PiperVoice.load(builtin_voice_files().model)  # Piper's own loading and session defaults
     sr = voice.sample_rate
+    # Before issue 24: one thread for every request, alone or not.
+    one_thread = PiperTtsVoice(
+        PiperVoice(
+            config=piper.config, session=SessionPair(builtin_voice_files().model, threads=1, wide_threads=1)
+        ),
+        name="joe, one thread",
+    )
 
     def piper_direct(text: str) -> float:
         y = np.concatenate([c.audio_float_array for c in piper.synthesize(text, SynthesisConfig())])
@@ -102,15 +113,22 @@ def main() -> None:
         y, rate = tts.synthesize(text, voice=voice, profile=profile)
         return len(y) / rate
 
-    for f in (piper_direct, ours):
+    def ours_one_thread(text: str) -> float:
+        y, rate = tts.synthesize(text, voice=one_thread)
+        return len(y) / rate
+
+    for f in (piper_direct, ours, ours_one_thread):
         f(HELLO)
         f(LONG)
     res: dict[str, Any] = {}
     for label, text in (("hello", HELLO), ("30_words", LONG)):
-        for name, fn in (("piper", piper_direct), ("autovoice", ours)):
+        for name, fn in (("piper", piper_direct), ("autovoice", ours), ("one_thread", ours_one_thread)):
             t, d = median_time(lambda fn=fn, text=text: fn(text), args.runs)
             res[f"{label}_{name}_s"], res[f"{label}_{name}_rtf"] = t, t / d
         res[f"{label}_overhead_pct"] = 100 * (res[f"{label}_autovoice_s"] / res[f"{label}_piper_s"] - 1)
+        res[f"{label}_one_thread_overhead_pct"] = 100 * (
+            res[f"{label}_one_thread_s"] / res[f"{label}_piper_s"] - 1
+        )
     res["first_chunk_piper_s"] = first_chunk(lambda: piper.synthesize(THREE), args.runs)
     res["first_chunk_autovoice_s"] = first_chunk(lambda: tts.stream(THREE, voice=voice), args.runs)
 
@@ -142,6 +160,10 @@ def main() -> None:
             f"{res['hello_autovoice_s'] * 1000:.0f} ms | {res['hello_overhead_pct']:+.1f}% |",
             f"| 30-word sentence RTF | {res['30_words_piper_rtf']:.3f} | {res['30_words_autovoice_rtf']:.3f} | "
             f"{res['30_words_overhead_pct']:+.1f}% |",
+            f'| before: one thread per request, "Hello, world!" | {res["hello_piper_s"] * 1000:.0f} ms | '
+            f"{res['hello_one_thread_s'] * 1000:.0f} ms | {res['hello_one_thread_overhead_pct']:+.1f}% |",
+            f"| before: one thread per request, 30-word RTF | {res['30_words_piper_rtf']:.3f} | "
+            f"{res['30_words_one_thread_rtf']:.3f} | {res['30_words_one_thread_overhead_pct']:+.1f}% |",
             f"| first streamed chunk (3 sentences) | {res['first_chunk_piper_s'] * 1000:.0f} ms | "
             f"{res['first_chunk_autovoice_s'] * 1000:.0f} ms | |",
             f'| in a profile\'s voice: "Hello, world!" latency | | {res["hello_profile_s"] * 1000:.0f} ms | |',

@@ -58,3 +58,33 @@ def test_each_replacement_equals_its_convolution() -> None:
             want = conv(x)
             assert speed_up_convolutions(wrapper) == 1
             np.testing.assert_allclose(wrapper(x).numpy(), want.numpy(), atol=1e-5)
+
+
+def test_int8_copy_keeps_the_pitch_and_leaves_the_original_alone() -> None:
+    """The live tracker's int8 copy: the 12 pointwise convolutions become int8, the float model is not
+    touched, and on a sung melody the F0 is within a few cents of the float model's where both are
+    voiced, with the same voicing on nearly every frame (a live window, 180 ms, and a phrase)."""
+    from torchfcpe import spawn_bundled_infer_model
+
+    from autovoice.models.fcpe import Int8PointwiseConv, int8_available, int8_copy
+
+    if not int8_available():
+        pytest.skip("this torch build has no quantized CPU backend")
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = spawn_bundled_infer_model(device="cpu")
+    speed_up_convolutions(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    small = int8_copy(model)
+    assert sum(isinstance(m, Int8PointwiseConv) for m in small.modules()) == 12
+    assert not any(isinstance(m, PointwiseConv) for m in small.modules())
+    assert sum(isinstance(m, PointwiseConv) for m in model.modules()) == 12
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for seconds in (0.18, 3.0):
+        y = (0.4 * voice_like(melody(seconds, sr=SR, notes=(180.0, 220.0)), sr=SR, seed=2)).astype(np.float32)
+        a, b = _f0(model, y), _f0(small, y)
+        assert a.shape == b.shape
+        both = (a > 0) & (b > 0)
+        assert both.mean() > 0.5
+        assert ((a > 0) == (b > 0)).mean() >= 0.9
+        assert np.median(np.abs(1200 * np.log2(b[both] / a[both]))) < 5

@@ -27,7 +27,7 @@ SR = 16_000
 
 
 #: For the tests whose engine is a stand-in: the cheapest tracker (its F0 is not used).
-CHEAP = LiveOptions(f0_method="dio")
+CHEAP = LiveOptions(f0_method="dio", block_ms=40)
 
 
 class ScriptedClock(SimulatedClock):
@@ -102,7 +102,7 @@ def test_world_stream_keeps_length_pitch_and_has_no_clicks(live_tone_profile: Vo
     n = int(1.5 * SR)
     f0 = np.geomspace(150.0, 190.0, n)
     y = breathy_voice(f0, sr=SR)
-    conv = LiveConverter(live_tone_profile, sr=SR, options=LiveOptions(pitch_shift=5))
+    conv = LiveConverter(live_tone_profile, sr=SR, options=LiveOptions(block_ms=40, pitch_shift=5))
     out, stats = stream_array(y, conv, clock=UnhurriedClock())
     assert out.shape == y.shape
     assert stats.dropped == 0
@@ -137,7 +137,8 @@ def test_auto_key_is_chosen_once_and_held(live_tone_profile: VoiceProfile) -> No
     target = live_tone_profile.vocal_range.median_hz
     n1, n2 = int(1.5 * SR), int(1.0 * SR)
     f0 = np.concatenate([np.full(n1, target * 2 ** (-7 / 12)), np.full(n2, target * 2 ** (5 / 12))])
-    conv = LiveConverter(live_tone_profile, sr=SR, options=LiveOptions(auto_key=True, f0_method="dio"))
+    opts = LiveOptions(block_ms=40, auto_key=True, f0_method="dio")
+    conv = LiveConverter(live_tone_profile, sr=SR, options=opts)
     shifts = []
     stream_array(
         breathy_voice(f0, sr=SR),
@@ -263,7 +264,7 @@ def test_streamed_speech_matches_the_offline_conversion() -> None:
     y, sr = load(speaker_files(MALE[0])[6], mono=True)
     y = resample(y, orig_sr=sr, target_sr=SR)[: 7 * SR]  # 7 s: enough for the embedding, quick to stream
     offline, shift = convert_speech(y, sr=SR, profile=profile)
-    conv = LiveConverter(profile, sr=SR, options=LiveOptions(pitch_shift=round(shift, 2)))
+    conv = LiveConverter(profile, sr=SR, options=LiveOptions(block_ms=40, pitch_shift=round(shift, 2)))
     live, stats = stream_array(y, conv, clock=UnhurriedClock())
     assert stats.dropped == 0
     sim_off = cosine_similarity(speaker_embedding(offline, sr=SR), profile.embedding)

@@ -153,3 +153,46 @@ def test_keys_and_configured_limits(configure: Callable[..., Settings], profile_
                 assert _next_json(ws, "error")["error"]["code"] == "live_not_started"
             with client.websocket_connect(f"/api/v1/live?api_key={token}") as c:
                 assert _next_json(c, "error")["error"]["code"] in ("live_session_open", "live_busy")
+
+
+def test_the_block_is_chosen_by_measuring_unless_given(client: Any, profile_id: str) -> None:
+    """No block_ms (or "auto"): the server measures, says which block and why, and streams at it."""
+    with client.websocket_connect("/api/v1/live") as ws:
+        ws.send_json({"type": "start", "profile_id": profile_id, "sample_rate": SR, "f0_method": "dio"})
+        started = _next_json(ws, "started")
+        if started["type"] == "error":  # an overloaded test machine may honestly be too slow
+            assert started["error"]["code"] == "live_too_slow"
+            return
+        choice = started["block_choice"]
+        assert choice["block_ms"] == started["options"]["block_ms"] == started["latency"]["block_ms"]
+        assert started["block_samples"] == choice["block_ms"] * SR // 1000
+        assert choice["p99_ms"] <= 0.5 * choice["block_ms"]
+        assert choice["trials"][-1]["ok"]
+        assert choice["reason"].startswith(f"{choice['block_ms']} ms blocks")
+        ws.send_json({"type": "stop"})
+        assert _next_json(ws, "stopped")["type"] == "stopped"
+        ws.send_json({"type": "start", "profile_id": profile_id, "sample_rate": SR, "block_ms": 60})
+        started = _next_json(ws, "started")
+        assert started["block_choice"] is None
+        assert started["block_samples"] == 60 * SR // 1000
+
+
+def test_too_slow_for_every_block_is_an_error_before_streaming(
+    client: Any, profile_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget no block can meet (0.01 % of the block): live_too_slow with the trials, no stream; the
+    connection stays open for another start."""
+    from autovoice.pipeline.live import calibrate
+
+    monkeypatch.setattr(calibrate, "AUTO_MAX_SHARE", 0.0001)
+    with client.websocket_connect("/api/v1/live") as ws:
+        ws.send_json({"type": "start", "profile_id": profile_id, "sample_rate": SR, "f0_method": "dio"})
+        err = _next_json(ws, "started")
+        assert err["type"] == "error"
+        assert err["error"]["code"] == "live_too_slow"
+        assert err["error"]["details"]["trials"][-1]["block_ms"] == calibrate.AUTO_BLOCKS_MS[-1]
+        ws.send_json({"type": "stats"})
+        assert _next_json(ws, "error")["error"]["code"] == "live_not_started"
+        monkeypatch.setattr(calibrate, "AUTO_MAX_SHARE", 0.5)
+        ws.send_json({"type": "start", "profile_id": profile_id, "sample_rate": SR, "block_ms": 100})
+        assert _next_json(ws, "started")["block_samples"] == 1600

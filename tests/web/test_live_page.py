@@ -28,8 +28,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, playwright_api: Any) -
     data = tmp_path_factory.mktemp("live-web")
     settings = Settings(data_dir=data, device="cpu")
     ProfileStore(settings).save(build_profile(speaker_files("367")[:3], name="Libri 367", settings=settings))
-    with serve_app(data) as url:
-        yield url
+    # One torch thread, as `autovoice serve` runs (the bare test server would use one per core, which on
+    # two busy cores made a block 10x slower).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        with serve_app(data) as url:
+            yield url
 
 
 def _counter(page: Any, sel: str, attr: str) -> float:
@@ -69,6 +73,48 @@ def test_live_round_trip_with_a_fake_microphone(
         page.click("#live-stop")
         page.wait_for_selector("#live-panel-status[data-running='false']")
         shot("live-stopped")
+    finally:
+        fake_mic.close()
+
+
+def test_live_block_is_measured_and_explained(
+    playwright_api: Any, new_page: Callable[..., Any], live_server: str
+) -> None:
+    """Auto, the default: the page says which block the server chose and why, and streams at it."""
+    from autovoice.pipeline.live import AUTO_BLOCKS_MS
+
+    fake_mic = playwright_api.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[*LAUNCH_ARGS, *FAKE_MIC_ARGS, "--autoplay-policy=no-user-gesture-required"],
+    )
+    try:
+        page, shot = new_page(live_server + "#live", b=fake_mic)
+        page.wait_for_selector("#panel-live:not([hidden])")
+        page.wait_for_function("document.querySelector('#live-profile').options.length > 0")
+        assert page.input_value("#live-block") == "auto"
+        page.click("#live-start")
+        page.wait_for_function(
+            "document.querySelector('#live-block-reason').textContent !== '' "
+            "|| document.querySelector('#live-error').textContent !== ''",
+            timeout=60_000,
+        )
+        error = page.inner_text("#live-error")
+        if error:  # an overloaded test machine may honestly be too slow for every block
+            assert "live_too_slow" in error
+            return
+        page.wait_for_function(
+            "Number(document.querySelector('#live-blocks-out').dataset.count) >= 10", timeout=60_000
+        )
+        block = _counter(page, "#live-block-chosen", "ms")
+        assert block in AUTO_BLOCKS_MS
+        assert page.inner_text("#live-block-chosen") == f"{block:g} ms (auto)"
+        reason = page.inner_text("#live-block-reason")
+        assert f"{block:g} ms blocks: p99" in reason
+        assert "% of the block" in reason
+        assert _counter(page, "#live-latency", "ms") == pytest.approx(block + 40 + 10 + 4)
+        shot("live-auto-block")
+        page.click("#live-stop")
+        page.wait_for_selector("#live-panel-status[data-running='false']")
     finally:
         fake_mic.close()
 

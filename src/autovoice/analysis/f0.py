@@ -198,13 +198,34 @@ def estimate_f0(
     if n_frames == 0:
         return F0Track(f0=np.zeros(0, np.float32), hop_s=hop_s, method=method)
     f0 = estimator(mono, sr=sr, n_frames=n_frames, hop_s=hop_s, fmin=fmin, fmax=fmax, device=device)
+    clean_f0(f0, mono, sr=sr, hop_s=hop_s, fmin=fmin, fmax=fmax, silence_db=silence_db)
+    return F0Track(f0=f0.astype(np.float32), hop_s=hop_s, method=method)
+
+
+def clean_f0(
+    f0: np.ndarray,
+    y: np.ndarray,
+    *,
+    sr: int,
+    hop_s: float,
+    fmin: float,
+    fmax: float,
+    silence_db: float,
+) -> np.ndarray:
+    """The voicing clean-up :func:`estimate_f0` applies to every estimator's output, in place.
+
+    Frames outside ``fmin..fmax``, frames ``silence_db`` below the loudest frame of ``y`` (mono, at
+    ``sr``; ``f0``'s frame ``i`` is centred at ``i * hop_s`` s) and voiced runs shorter than 30 ms become
+    unvoiced (0 Hz). Returns ``f0``.
+    """
+    n_frames = len(f0)
     f0[(f0 < fmin) | (f0 > fmax)] = 0.0
-    level = frame_rms_db(np.pad(mono, (int(hop_s * sr) // 2, 0)), sr=sr, frame_s=hop_s)
+    level = frame_rms_db(np.pad(y, (int(hop_s * sr) // 2, 0)), sr=sr, frame_s=hop_s)
     if len(level):
         level = np.pad(level, (0, max(0, n_frames - len(level))), constant_values=-200.0)[:n_frames]
         f0[level < level.max() + silence_db] = 0.0
     _drop_short_runs(f0, min_frames=max(2, int(round(_MIN_VOICED_RUN_S / hop_s))))
-    return F0Track(f0=f0.astype(np.float32), hop_s=hop_s, method=method)
+    return f0
 
 
 # The estimators. Each takes mono float audio and returns a float32 ``(n_frames,)`` F0 in Hz on the grid
@@ -237,29 +258,43 @@ def f0_fcpe(
     np.ndarray
         ``(n_frames,)`` float32 F0 in Hz, 0 where unvoiced.
     """
-    import torch
-
     from autovoice.models.cache import load_fcpe
 
     model = load_fcpe(device)
-
-    def window(seg: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = model.infer(
-                torch.from_numpy(np.ascontiguousarray(seg)).float()[None, :, None],
-                sr=_ANALYSIS_SR,
-                decoder_mode="local_argmax",
-                threshold=_FCPE_THRESHOLD,
-                f0_min=fmin,
-                interp_uv=False,
-            )
-        return np.asarray(out.squeeze().cpu().numpy(), dtype=np.float32).reshape(-1)
-
-    # FCPE prints a complaint to stdout for samples outside [-1, 1] (lossy decodes overshoot).
-    x = np.clip(resample(y, orig_sr=sr, target_sr=_ANALYSIS_SR), -1.0, 1.0)
+    x = fcpe_input(y, sr=sr)
     return _regrid(
-        _windowed(x, window), native_hop_s=_NATIVE_HOP / _ANALYSIS_SR, hop_s=hop_s, n_frames=n_frames
+        _windowed(x, lambda seg: fcpe_frames(model, seg, fmin=fmin)),
+        native_hop_s=_NATIVE_HOP / _ANALYSIS_SR,
+        hop_s=hop_s,
+        n_frames=n_frames,
     )
+
+
+def fcpe_input(y: np.ndarray, *, sr: int) -> np.ndarray:
+    """``y`` as FCPE takes it: resampled to 16 kHz and clipped to [-1, 1] (FCPE prints a complaint to
+    stdout for samples outside it, and lossy decodes overshoot)."""
+    return np.asarray(np.clip(resample(y, orig_sr=sr, target_sr=_ANALYSIS_SR), -1.0, 1.0))
+
+
+def fcpe_frames(model: Any, x: np.ndarray, *, fmin: float) -> np.ndarray:
+    """F0 (Hz, 0 = unvoiced) of :func:`fcpe_input` audio ``x`` by a loaded FCPE ``model`` in one pass.
+
+    Returns ``(1 + len(x) // 160,)`` float32, frame ``i`` centred at sample ``160 * i``; frames whose
+    confidence is under the measured voicing threshold are 0. :func:`f0_fcpe` runs it on bounded
+    windows; the live tracker runs it on each block's window with its own copy of the model.
+    """
+    import torch
+
+    with torch.no_grad():
+        out = model.infer(
+            torch.from_numpy(np.ascontiguousarray(x)).float()[None, :, None],
+            sr=_ANALYSIS_SR,
+            decoder_mode="local_argmax",
+            threshold=_FCPE_THRESHOLD,
+            f0_min=fmin,
+            interp_uv=False,
+        )
+    return np.asarray(out.squeeze().cpu().numpy(), dtype=np.float32).reshape(-1)
 
 
 def f0_world(

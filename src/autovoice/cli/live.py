@@ -46,7 +46,12 @@ def live_cmd(
         ),
     ] = False,
     block_ms: Annotated[
-        int | None, typer.Option("--block-ms", help="Block length in ms, a multiple of 10 (default 40).")
+        str | None,
+        typer.Option(
+            "--block-ms",
+            help="Block length in ms (a multiple of 10, 20..500), or auto: the smallest block this machine "
+            "converts in at most half its time, measured at start (default).",
+        ),
     ] = None,
     f0_method: Annotated[
         str | None,
@@ -86,7 +91,9 @@ def live_cmd(
     """Convert your voice live: microphone in, a profile's voice out, at a constant latency.
 
     Latency = block + lookahead + crossfade (+ SOLA search), printed at the start; a block that is
-    not converted in time is dropped (silence) and counted, never queued. Ctrl-C stops.
+    not converted in time is dropped (silence) and counted, never queued. The block is chosen by
+    measuring this machine unless --block-ms N is given; when no block can keep up, live_too_slow
+    (exit 2) says so before any audio. Ctrl-C stops.
     """
     if list_devices:
         devices = _list_devices()
@@ -117,7 +124,23 @@ def live_cmd(
         return
     sd = _sounddevice()
     converter = warm_converter(target, sr=sample_rate, options=options, device=device())
+    if not as_json:
+        _echo_block(converter, err=True)
     _run_devices(sd, converter, input_device, output_device, seconds=seconds, as_json=as_json)
+
+
+def _echo_block(converter: LiveConverter, *, err: bool) -> None:
+    """The block in use and, when it was measured, why it was chosen."""
+    lat = converter.latency.to_dict()
+    choice = converter.block_choice
+    if choice is None:
+        typer.echo(f"  block      {lat['block_ms']:g} ms (as asked)", err=err)
+        return
+    typer.echo(
+        f"  block      {lat['block_ms']:g} ms, measured on this machine in {choice.seconds:.1f} s: "
+        f"{choice.reason}",
+        err=err,
+    )
 
 
 def _stream_file(
@@ -147,19 +170,21 @@ def _stream_file(
         "input": str(src),
         "output": str(out),
         "profile": {"id": target.id, "name": target.name},
-        "options": options.model_dump(mode="json"),
+        "options": converter.options.model_dump(mode="json"),
         "latency": converter.latency.to_dict(),
+        "block_choice": None if converter.block_choice is None else converter.block_choice.to_dict(),
         "stats": stats.to_dict(),
         "audio_seconds": round(len(x) / sr, 3),
         "wall_seconds": round(wall, 3),
         "deadlines": not no_deadlines,
     }
-    emit(doc, as_json, lambda: _print_summary(doc))
+    emit(doc, as_json, lambda: _print_summary(doc, converter))
 
 
-def _print_summary(doc: dict[str, Any]) -> None:
+def _print_summary(doc: dict[str, Any], converter: LiveConverter) -> None:
     s, lat = doc["stats"], doc["latency"]
     typer.echo(f"{doc['input']} -> {doc['output']} (profile {doc['profile']['name']!r})")
+    _echo_block(converter, err=False)
     typer.echo(
         f"  latency    {lat['total_ms']:g} ms = block {lat['block_ms']:g} + lookahead {lat['lookahead_ms']:g}"
         f" + crossfade {lat['crossfade_ms']:g} + SOLA search {lat['sola_search_ms']:g}"
@@ -295,8 +320,9 @@ def _run_devices(
     except KeyboardInterrupt:
         pass
     stats = converter.stats().to_dict()
+    choice = None if converter.block_choice is None else converter.block_choice.to_dict()
     emit(
-        {"latency": lat, "stats": stats},
+        {"latency": lat, "block_choice": choice, "stats": stats},
         as_json,
         lambda: typer.echo(f"\nStopped: {stats['blocks']} blocks, {stats['dropped']} dropped.", err=True),
     )

@@ -27,6 +27,7 @@ import numpy as np
 
 from autovoice.config import Settings
 from autovoice.errors import ModelUnavailableError, NotFoundError, ParameterError
+from autovoice.tts.sessions import SessionPair, session_options
 from autovoice.tts.text import split_sentences
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ class PiperTtsVoice:
     def load(cls, files: VoiceFiles, *, use_cuda: bool = False, threads: int = 1) -> PiperTtsVoice:
         """Load a voice from its model and config (seconds: this builds the ONNX Runtime session).
 
-        ``threads`` bounds the session's intra-op threads, which also stop busy-waiting between
-        operators (:func:`session_options`); 0 keeps ONNX Runtime's default (one spinning thread per
+        ``threads`` is the intra-op threads of a run that overlaps other runs of this voice; a run
+        alone uses every core (:class:`~autovoice.tts.sessions.SessionPair`); neither busy-waits
+        between operators. 0 keeps ONNX Runtime's default for every run (one spinning thread per
         core), which makes concurrent requests fight over every core.
 
         Raises
@@ -170,35 +172,26 @@ class PiperTtsVoice:
                     yield audio
 
 
-def session_options(threads: int) -> Any:
-    """ONNX Runtime session options for a Piper voice: ``threads`` intra-op threads (0: the library's
-    default), one inter-op thread, and no spinning when ``threads`` is set (a waiting thread sleeps
-    instead of burning the core another request needs)."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads > 0:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return options
-
-
 def _load_piper(files: VoiceFiles, *, use_cuda: bool, threads: int) -> PiperVoice:
-    """``piper.PiperVoice.load`` with our own session options (Piper's own builds a default session)."""
+    """``piper.PiperVoice.load`` with our own sessions (Piper's own builds one default session): on the
+    CPU with ``threads`` > 0, a :class:`~autovoice.tts.sessions.SessionPair` (every core for a run
+    alone, ``threads`` for runs that overlap); on CUDA, or with ``threads`` 0, one session."""
     import onnxruntime
     from piper import PiperConfig, PiperVoice
 
     config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
-    providers: list[Any] = (
-        [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
-        if use_cuda
-        else ["CPUExecutionProvider"]
-    )
-    session = onnxruntime.InferenceSession(
-        str(files.model), sess_options=session_options(threads), providers=providers
-    )
+    session: Any
+    if use_cuda or threads <= 0:
+        providers: list[Any] = (
+            [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+            if use_cuda
+            else ["CPUExecutionProvider"]
+        )
+        session = onnxruntime.InferenceSession(
+            str(files.model), sess_options=session_options(threads), providers=providers
+        )
+    else:
+        session = SessionPair(files.model, threads=threads)
     return PiperVoice(config=config, session=session)
 
 

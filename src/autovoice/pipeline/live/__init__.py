@@ -42,6 +42,7 @@ The package: :mod:`.options` (what a stream may choose), :mod:`.converter` (bloc
 
 from __future__ import annotations
 
+from autovoice.pipeline.live.calibrate import calibration_voice, choose_block, warm_converter
 from autovoice.pipeline.live.clocks import (
     Clock,
     LiveSession,
@@ -57,23 +58,32 @@ from autovoice.pipeline.live.converter import (
     LiveStats,
     open_engine_stream,
     streaming_engines,
-    warm_converter,
 )
 from autovoice.pipeline.live.options import (
+    AUTO_BLOCK,
+    AUTO_BLOCKS_MS,
     AUTO_KEY_FRAMES,
+    AUTO_MAX_SHARE,
     F0_CONTEXT_S,
     LIVE_F0_METHODS,
     LIVE_SAMPLE_RATES,
+    BlockChoice,
+    BlockTrial,
     LiveF0Method,
     LiveOptions,
     check_sample_rate,
 )
 
 __all__ = [
+    "AUTO_BLOCK",
+    "AUTO_BLOCKS_MS",
     "AUTO_KEY_FRAMES",
+    "AUTO_MAX_SHARE",
     "F0_CONTEXT_S",
     "LIVE_F0_METHODS",
     "LIVE_SAMPLE_RATES",
+    "BlockChoice",
+    "BlockTrial",
     "Clock",
     "LiveConverter",
     "LiveF0Method",
@@ -85,7 +95,9 @@ __all__ = [
     "UnhurriedClock",
     "WallClock",
     "blocks_of",
+    "calibration_voice",
     "check_sample_rate",
+    "choose_block",
     "open_engine_stream",
     "stream_array",
     "streaming_engines",

@@ -23,10 +23,12 @@ from autovoice.pipeline.live.options import (
     LiveOptions,
     check_sample_rate,
 )
+from autovoice.pipeline.live.pitch import LiveTracker
 
 if TYPE_CHECKING:
     from autovoice.config import Settings
     from autovoice.engines.base import Engine
+    from autovoice.pipeline.live.options import BlockChoice
     from autovoice.profiles.profile import VoiceProfile
 
 
@@ -171,6 +173,13 @@ class LiveConverter:
         settings: Settings | None = None,
     ) -> None:
         self.options = opts = options or LiveOptions()
+        if not isinstance(opts.block_ms, int):
+            raise ParameterError(
+                "invalid_parameter",
+                "block_ms 'auto' is chosen by measuring the machine when a stream opens (warm_converter); "
+                "a LiveConverter needs a number of ms.",
+                {"field": "block_ms"},
+            )
         self.sr = check_sample_rate(sr)
         self.device = device
         self.hop = int(round(FRAME_HOP_S * self.sr))
@@ -192,6 +201,7 @@ class LiveConverter:
         self.stream = stream
         if opts.f0_method != "dio":
             F0_METHODS.get(opts.f0_method)  # invalid_f0_method before any audio
+        self.tracker = LiveTracker(opts.f0_method, sr=self.sr, device=device)
         hop = self.hop
         block = opts.block_ms * hop // 10
         look = max(opts.lookahead_ms * hop // 10, _ceil_to(stream.lookahead_s * self.sr, hop))
@@ -221,6 +231,8 @@ class LiveConverter:
         self._shift_held = not opts.auto_key
         self._in_gain = float(10.0 ** (opts.input_gain_db / 20.0))
         self._out_gain = float(10.0 ** (opts.output_gain_db / 20.0))
+        #: How ``block_ms="auto"`` chose the block (set by ``warm_converter``); None for a fixed block.
+        self.block_choice: BlockChoice | None = None
         self._times: deque[float] = deque(maxlen=TIMING_HISTORY)
         self._counts = {"blocks": 0, "converted": 0, "skipped": 0, "late": 0}
 
@@ -339,23 +351,11 @@ class LiveConverter:
 
         Returns the window's first global frame and its (gated) F0.
         """
-        from autovoice.analysis import estimate_f0
-
         hop, e = self.hop, self._end
         seg = self._hist[-self._f0_window :]
         first = (e - self._f0_window) // hop
         n = len(seg) // hop
-        if self.options.f0_method == "dio":
-            f0 = _dio(seg, sr=self.sr, n_frames=n)
-        else:
-            f0 = estimate_f0(
-                seg,
-                sr=self.sr,
-                method=self.options.f0_method,
-                hop_s=FRAME_HOP_S,
-                device=self.device,
-                silence_db=-1000.0,
-            ).f0.astype(np.float64)[:n]
+        f0 = self.tracker(seg, n_frames=n)
         frames = seg[: n * hop].reshape(n, hop)
         level = 10.0 * np.log10(np.maximum(np.mean(frames.astype(np.float64) ** 2, axis=1), 1e-20))
         self._loudest_db = max(self._loudest_db, float(level.max()))
@@ -416,41 +416,6 @@ class LiveConverter:
             out[:c] = tail * self._fade_in[::-1] * self._out_gain
         self._tail = None
         return np.clip(out, -1.0, 1.0)
-
-
-def warm_converter(
-    profile: VoiceProfile,
-    *,
-    sr: int,
-    options: LiveOptions | None = None,
-    device: str = "cpu",
-    settings: Settings | None = None,
-) -> LiveConverter:
-    """A :class:`LiveConverter` whose models are loaded and whose first call has been paid for: a
-    throwaway converter with the same options converts two silent blocks first (the first call of a
-    tracker allocates, which would make the stream's first block late)."""
-    scratch = LiveConverter(profile, sr=sr, options=options, device=device, settings=settings)
-    for _ in range(2):
-        scratch.process(np.zeros(scratch.block_size, np.float32))
-    return LiveConverter(profile, sr=sr, options=options, device=device, settings=settings)
-
-
-def _dio(seg: np.ndarray, *, sr: int, n_frames: int) -> np.ndarray:
-    """F0 (Hz, 0 = unvoiced) of ``n_frames`` 10 ms frames by WORLD's DIO + StoneMask at 16 kHz."""
-    import pyworld
-
-    from autovoice.analysis.f0 import DEFAULT_FMAX, DEFAULT_FMIN
-    from autovoice.audio import resample
-
-    x = np.ascontiguousarray(resample(seg, orig_sr=sr, target_sr=16_000), dtype=np.float64)
-    f0, t = pyworld.dio(
-        x, 16_000, f0_floor=DEFAULT_FMIN, f0_ceil=DEFAULT_FMAX, frame_period=FRAME_HOP_S * 1000.0
-    )
-    f0 = pyworld.stonemask(x, f0, t, 16_000)
-    out = np.zeros(n_frames)
-    m = min(n_frames, len(f0))
-    out[:m] = f0[:m]
-    return out
 
 
 def _ceil_to(value: float, step: int) -> int:

@@ -5,8 +5,11 @@ Protocol (one stream at a time per connection; see docs/live.md):
 1. Connect (API key in a header or ``?api_key=``). Send ``{"type": "start", "profile_id": "prof_...",
    "sample_rate": 48000, ...}`` with any :class:`~autovoice.pipeline.live.LiveOptions` field
    (``engine``, ``pitch_shift`` or ``auto_key``, ``block_ms``, ``input_gain_db``, ``output_gain_db``,
-   ``f0_method``, ``preset``...). The server answers ``{"type": "started", "block_samples", "sample_rate",
-   "format": "f32le", "latency": {...}}``.
+   ``f0_method``, ``preset``...). ``block_ms`` is ``"auto"`` unless a number is given: the server
+   measures its converter for about a second and picks the smallest block it converts in at most half
+   its time (``live_too_slow`` when none). The server answers ``{"type": "started", "block_samples",
+   "sample_rate", "format": "f32le", "latency": {...}, "block_choice": {...} | null}``
+   (``block_choice``: the block chosen, its measured p99, the trials and the reason).
 2. Send the microphone as **binary messages of float32 little-endian mono samples** at ``sample_rate``,
    of any length (whole samples). The server cuts them into blocks and sends back **one binary
    message of ``block_samples`` float32 LE samples per block**, in order: the converted block, or
@@ -224,7 +227,8 @@ class _Connection:
                 "format": "f32le",
                 "channels": 1,
                 "latency": converter.latency.to_dict(),
-                "options": options.model_dump(mode="json"),
+                "block_choice": None if converter.block_choice is None else converter.block_choice.to_dict(),
+                "options": converter.options.model_dump(mode="json"),
             }
         )
 

@@ -53,8 +53,9 @@ async function openContext() {
 
 function controls() {
   const auto = $("#live-auto").checked;
+  const block = $("#live-block").value;
   const doc = {
-    block_ms: Number($("#live-block").value),
+    block_ms: block === "auto" ? "auto" : Number(block),
     input_gain_db: Number($("#live-in-gain").value),
     output_gain_db: Number($("#live-out-gain").value),
   };
@@ -90,7 +91,9 @@ async function start() {
       r.ws.onopen = resolve;
       r.ws.onerror = () => reject({ code: "live_unreachable", message: "The live connection could not be opened." });
     });
-    r.ws.send(JSON.stringify({ type: "start", profile_id: profileId, sample_rate: r.ctx.sampleRate, ...controls() }));
+    const asked = controls();
+    if (asked.block_ms === "auto") $("#live-state").textContent = "Measuring the server…";
+    r.ws.send(JSON.stringify({ type: "start", profile_id: profileId, sample_rate: r.ctx.sampleRate, ...asked }));
     const started = await new Promise((resolve, reject) => {
       r.ws.onmessage = (ev) => {
         if (typeof ev.data !== "string") return;
@@ -101,8 +104,10 @@ async function start() {
       r.ws.onclose = () => reject({ code: "live_closed", message: "The server closed the live connection." });
     });
     r.block = started.block_samples;
+    $("#live-state").textContent = "Live";
     show("latency", `${started.latency.total_ms.toFixed(0)} ms`);
     $("#live-latency").dataset.ms = String(started.latency.total_ms);
+    showBlock(started);
     r.node = new AudioWorkletNode(r.ctx, "live-io", {
       numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
       processorOptions: { chunk: Math.max(128, Math.round(r.block / 4)), prebuffer: r.block },
@@ -155,6 +160,17 @@ function onSocket(r, data) {
   show("blocks-out", String(r.received));
   $("#live-blocks-out").dataset.count = String(r.received);
   r.node.port.postMessage({ type: "out", samples: new Float32Array(data) }, [data]);
+}
+
+// The block in use and, when the server chose it, why (its measured p99 per block).
+function showBlock(started) {
+  const ms = started.latency.block_ms;
+  const choice = started.block_choice;
+  show("block-chosen", choice ? `${ms} ms (auto)` : `${ms} ms`);
+  $("#live-block-chosen").dataset.ms = String(ms);
+  $("#live-block-reason").textContent = choice
+    ? `Measured on the server in ${choice.seconds.toFixed(1)} s: ${choice.reason}`
+    : "Block as chosen above (not measured).";
 }
 
 function showStats(s) {
