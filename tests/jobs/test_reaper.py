@@ -19,8 +19,8 @@ import pytest
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs import JobContext, JobStore, LocalBus, LocalQueue, new_job_id, run_job
+from autovoice.jobs.liveness import worker_alive
 from autovoice.jobs.reaper import Reaper
-from autovoice.jobs.task import worker_alive
 from autovoice.storage import BlobStore, Database, JobRow
 from autovoice.storage.tables import utcnow
 from tests.support import queued_conversion

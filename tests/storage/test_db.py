@@ -25,7 +25,7 @@ def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> Non
     assert {"profiles", "jobs", "api_keys", "alembic_version"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     assert db.ping()
     db.dispose()
 
@@ -36,7 +36,8 @@ def test_postgres_url_uses_psycopg3(settings: Settings) -> None:
 
 
 def _upgrade_from_0001(db: Database) -> None:
-    """0001 with a running job in it, then 0002 (heartbeat, requeued); down to 0001 and up again."""
+    """0001 with a running job in it, then 0002 (heartbeat, requeued) and 0003 (deliveries: its attempts,
+    as far as anyone knows); down to 0001 and up again."""
     from alembic import command
     from alembic.config import Config
 
@@ -58,15 +59,16 @@ def _upgrade_from_0001(db: Database) -> None:
         command.upgrade(cfg, "head")
         conn.commit()
         columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
-        assert {"heartbeat_at", "requeued"} <= columns
-        assert conn.execute(text("SELECT heartbeat_at, requeued, status FROM jobs")).one() == (
+        assert {"heartbeat_at", "requeued", "deliveries"} <= columns
+        assert conn.execute(text("SELECT heartbeat_at, requeued, status, deliveries FROM jobs")).one() == (
             None,
             None,
             "running",
+            1,
         )
         command.downgrade(cfg, "0001")
         conn.commit()
-        assert "heartbeat_at" not in {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert not {"heartbeat_at", "deliveries"} & {c["name"] for c in inspect(conn).get_columns("jobs")}
         assert conn.execute(text("SELECT status FROM jobs")).scalar() == "running"
         command.upgrade(cfg, "head")
         conn.commit()

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from autovoice.config import Settings
+from autovoice.jobs.liveness import effective_stale_after_s
 from autovoice.jobs.store import JobStore
-from autovoice.jobs.task import effective_stale_after_s
 from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)

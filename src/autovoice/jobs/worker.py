@@ -82,7 +82,7 @@ def run_worker(
     require_writable(s.data_dir)  # a read-only or full shared data dir: one clear error, not a job's
     Database(s).migrate()  # before forking, so children find the schema in place
     keep_our_logging()
-    app = make_celery(s, observer=observer)
+    app = make_celery(s, observer=observer, worker=True)
     if on_child_start is not None:
         from celery.signals import worker_process_init
 

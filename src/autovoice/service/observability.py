@@ -56,6 +56,9 @@ class _StateCollector(Collector):
         self.queue_age = queue_age
         #: Set by the job queue at start (:meth:`Metrics.watch_running`): ages of the running jobs.
         self.running_ages: Callable[[], dict[str, float]] | None = None
+        #: Set by the job queue at start (:meth:`Metrics.watch_deliveries`).
+        self.most_deliveries: Callable[[], int] | None = None
+        self.failed_by_code: Callable[[], dict[str, int]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         from autovoice.models.cache import CACHE
@@ -102,6 +105,7 @@ class _StateCollector(Collector):
                     "Longest time a running job has gone without progress (0: none runs).",
                     value=ages["progress_s"],
                 )
+        yield from self._delivery_metrics()
         yield from _disk_metrics()
         load = GaugeMetricFamily(
             "autovoice_model_load_seconds", "Time to load each model in this process.", labels=["model"]
@@ -122,6 +126,36 @@ class _StateCollector(Collector):
         except Exception:  # nosec B110 # psutil unavailable on an exotic platform: no memory gauge
             pass
         yield from _gpu_metrics()
+
+    def _delivery_metrics(self) -> Iterator[Metric]:
+        if self.most_deliveries is not None:
+            try:
+                most = self.most_deliveries()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot read the jobs' deliveries: %s", exc)
+            else:
+                yield GaugeMetricFamily(
+                    "autovoice_job_deliveries_max",
+                    "Most times one unfinished job has been handed to a worker process (its worker died "
+                    "before finishing it each time but the last); past AUTOVOICE_JOB_MAX_DELIVERIES the "
+                    "job fails with worker_lost.",
+                    value=most,
+                )
+        if self.failed_by_code is not None:
+            try:
+                codes = self.failed_by_code()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot count the failed jobs: %s", exc)
+            else:
+                failed = GaugeMetricFamily(
+                    "autovoice_jobs_failed",
+                    "Failed jobs still stored, by error code (worker_lost: its worker died at every "
+                    "delivery; job_attempts_exhausted: at every start).",
+                    labels=["code"],
+                )
+                for code, n in sorted(codes.items()):
+                    failed.add_metric([code], n)
+                yield failed
 
 
 def _disk_metrics() -> Iterator[Metric]:
@@ -235,6 +269,14 @@ class Metrics:
         by the job queue when it starts (see :meth:`autovoice.jobs.JobStore.running_ages`)."""
         if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
             self._state.running_ages = ages
+
+    def watch_deliveries(self, most: Callable[[], int], failed: Callable[[], dict[str, int]]) -> None:
+        """Report ``most()`` (the most deliveries of an unfinished job) and ``failed()`` (failed jobs by
+        error code) at every scrape; called by the job queue when it starts (see
+        :meth:`autovoice.jobs.JobStore.most_deliveries`, :meth:`~autovoice.jobs.JobStore.failed_by_code`)."""
+        if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
+            self._state.most_deliveries = most
+            self._state.failed_by_code = failed
 
     def job_requeued(self, reason: str) -> None:
         self.jobs_requeued.labels(reason).inc()

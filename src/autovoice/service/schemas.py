@@ -191,7 +191,14 @@ class JobPublic(BaseModel):
         default=None, description="RTF, stage timings, pitch plan, quality report."
     )
     error: ErrorBody | None = None
-    attempts: int
+    attempts: int = Field(
+        description="Times the job was started (its worker died mid-run on all but the last)."
+    )
+    deliveries: int = Field(
+        default=0,
+        description="Times the job was handed to a worker process (a worker that dies before it starts the "
+        "job counts a delivery, not an attempt; past AUTOVOICE_JOB_MAX_DELIVERIES: `worker_lost`).",
+    )
     requeued: Literal["worker_lost", "restart", "shutdown"] | None = Field(
         default=None,
         description="Why the job was last put back in the queue (its worker stopped beating, the server "
