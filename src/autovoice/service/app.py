@@ -100,6 +100,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from autovoice.service.auth import api_key_required
+    from autovoice.service.bodies import BodyDeadline
     from autovoice.service.docs import install_docs
     from autovoice.service.errors import install_error_handlers
     from autovoice.service.observability import Metrics, RequestMiddleware
@@ -164,6 +165,7 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID", "Location"],
         )
+    app.add_middleware(BodyDeadline)  # inside the request middleware: its 408 is logged and counted
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for module in (health, profiles, conversions, engines, tts):
         app.include_router(module.router)

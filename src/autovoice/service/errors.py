@@ -32,6 +32,15 @@ class RateLimitedError(AutoVoiceError):
     http_status = 429
 
 
+class CarriedError(StarletteHTTPException):
+    """An :class:`AutoVoiceError` raised where only an ``HTTPException`` passes unchanged (a request
+    body's ``receive``, while FastAPI reads the body): answered as the error it carries."""
+
+    def __init__(self, error: AutoVoiceError) -> None:
+        super().__init__(status_code=error.http_status, detail=error.message)
+        self.error = error
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -123,6 +132,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, CarriedError):
+            return await on_autovoice_error(request, exc.error)
         code = _HTTP_CODES.get(exc.status_code, "http_error" if exc.status_code < 500 else "internal_error")
         message = str(exc.detail) if exc.status_code < 500 else "Internal server error."
         if exc.status_code == 404 and message == "Not Found":

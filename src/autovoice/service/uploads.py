@@ -9,7 +9,6 @@ paths; only a whitelisted extension is kept (decoders sniff the content anyway).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +26,6 @@ AUDIO_EXTENSIONS = frozenset(
 _EXT_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 50
-#: A client that sends no byte for this long, or (after the grace period) less than the minimum rate on
-#: average, gets 408 ``upload_timeout``: a slow client cannot hold a connection and a scratch folder.
-UPLOAD_IDLE_TIMEOUT_S = 30.0
-UPLOAD_GRACE_S = 30.0
-UPLOAD_MIN_BYTES_PER_S = 8 * 1024
-
-
-class UploadTimeoutError(AutoVoiceError):
-    """The client stopped sending its upload, or sent it too slowly (``upload_timeout``, 408)."""
-
-    http_status = 408
 
 
 class ClientDisconnectedError(AutoVoiceError):
@@ -88,35 +76,15 @@ def _too_large(limit: int, name: str) -> PayloadTooLargeError:
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The request body's chunks, ending it with 408 ``upload_timeout`` when the client stalls or trickles."""
-    chunks = request.stream().__aiter__()
-    started, received = time.monotonic(), 0
-    while True:
-        try:
-            with anyio.fail_after(UPLOAD_IDLE_TIMEOUT_S):
-                chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            return
-        except ClientDisconnect:
-            raise ClientDisconnectedError(
-                "client_disconnected", "The client closed the connection during the upload.", {}
-            ) from None
-        except TimeoutError:
-            raise UploadTimeoutError(
-                "upload_timeout",
-                f"The upload stalled: no data for {UPLOAD_IDLE_TIMEOUT_S:.0f} s.",
-                {"received_bytes": received, "idle_timeout_s": UPLOAD_IDLE_TIMEOUT_S},
-            ) from None
-        received += len(chunk)
-        elapsed = time.monotonic() - started
-        if elapsed > UPLOAD_GRACE_S and received < UPLOAD_MIN_BYTES_PER_S * elapsed:
-            raise UploadTimeoutError(
-                "upload_timeout",
-                f"The upload is too slow: {received / elapsed / 1024:.1f} KiB/s on average, below "
-                f"{UPLOAD_MIN_BYTES_PER_S / 1024:.0f} KiB/s.",
-                {"received_bytes": received, "min_bytes_per_s": UPLOAD_MIN_BYTES_PER_S},
-            )
-        yield chunk
+    """The request body's chunks (a stall or a trickle is ended by
+    :class:`~autovoice.service.bodies.BodyDeadline` with 408 ``upload_timeout``)."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientDisconnectedError(
+            "client_disconnected", "The client closed the connection during the upload.", {}
+        ) from None
 
 
 class _Parser:
@@ -233,7 +201,8 @@ async def receive_multipart(
     ParameterError
         ``invalid_parameter`` (422) for malformed multipart data or unexpected file fields.
     UploadTimeoutError
-        ``upload_timeout`` (408) when the body stalls or arrives too slowly.
+        ``upload_timeout`` (408) when the body stalls or arrives too slowly (from
+        :class:`~autovoice.service.bodies.BodyDeadline`).
     """
     import python_multipart
     from python_multipart.exceptions import FormParserError

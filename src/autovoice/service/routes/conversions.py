@@ -17,11 +17,12 @@ from autovoice.jobs import event_for, new_job_id
 from autovoice.service import services
 from autovoice.service.auth import token_from_headers
 from autovoice.service.schemas import ErrorResponse, JobPublic, Stem, conversion_form_schema, error_responses
-from autovoice.service.state import ServiceState, State, guard, job_limit
+from autovoice.service.state import AdmittedRoute, ServiceState, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
 log = logging.getLogger("autovoice.service")
 router = APIRouter(
+    route_class=AdmittedRoute,
     prefix="/api/v1/conversions",
     tags=["conversions"],
     responses=error_responses(401, 404, 422, 429),

@@ -16,10 +16,11 @@ from autovoice.service.schemas import (
     TrainedModelPublic,
     error_responses,
 )
-from autovoice.service.state import State, guard, job_limit
+from autovoice.service.state import AdmittedRoute, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
 router = APIRouter(
+    route_class=AdmittedRoute,
     prefix="/api/v1/profiles",
     tags=["profiles"],
     dependencies=[Depends(guard)],
