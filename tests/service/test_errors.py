@@ -30,6 +30,8 @@ def _silent_wav(seconds: float, sr: int = 16_000) -> bytes:
 
 
 GOOD = {"preset": "fast", "separation": "none"}
+#: engine_options nested 5,000 deep (35 KB: under the 64 KiB field limit), as the probe sent it.
+DEEP = '{"a":' * 5000 + "1" + "}" * 5000
 # (case, form fields, files, expected status, expected code); "PROFILE" is replaced by the real id.
 CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]], int, str]] = [
     ("corrupt upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", b"RIFF junk" * 50, "audio/wav"))], 415,
@@ -61,6 +63,10 @@ CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, byt
     ("bad engine option", {"profile_id": "PROFILE", "engine_options": '{"knn_k": -1}'},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_engine_options"),
     ("engine options not JSON", {"profile_id": "PROFILE", "engine_options": "{knn"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine options 5000 deep", {"profile_id": "PROFILE", "engine_options": DEEP},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine options 17 deep", {"profile_id": "PROFILE", "engine_options": '{"a":' * 17 + "1" + "}" * 17},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
     ("silent upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", _silent_wav(2), "audio/wav"))], 422,
      "audio_silent"),
@@ -208,3 +214,19 @@ def test_method_not_allowed(client: TestClient) -> None:
 def test_wrong_verbs_on_finished_job_ids_do_not_touch_files(client: TestClient, tmp_path: Path) -> None:
     r = client.delete("/api/v1/conversions/job_0123456789abcdef")
     assert (r.status_code, r.json()["error"]["code"]) == (404, "job_not_found")
+
+
+def test_deeply_nested_engine_options_exit_2_from_the_cli(
+    profile_id: str, voice_profile: Any, short_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from autovoice.cli import run
+
+    out = tmp_path / "out.wav"
+    args = ["convert", str(short_clip), "-p", voice_profile.name, "-o", str(out), "--json"]
+    assert run([*args, "--engine-options", DEEP]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "invalid_parameter"
+    assert "16 levels" in error["message"]
+    assert not out.exists()
