@@ -68,6 +68,10 @@ CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, byt
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
     ("engine options 17 deep", {"profile_id": "PROFILE", "engine_options": '{"a":' * 17 + "1" + "}" * 17},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("demucs without its weights", {"profile_id": "PROFILE", "separation": "demucs"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 503, "model_unavailable"),
+    ("rmvpe without its weights", {"profile_id": "PROFILE", "f0_method": "rmvpe"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 503, "model_unavailable"),
     ("silent upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", _silent_wav(2), "audio/wav"))], 422,
      "audio_silent"),
     ("pitch out of range", {"profile_id": "PROFILE", "pitch_shift": "99"},
@@ -102,6 +106,7 @@ def test_conversion_bad_input(
     assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     assert set(r.json()["error"]) == {"code", "message", "details"}
     assert "--" not in r.json()["error"]["message"]  # API errors name fields, never CLI flags
+    assert str(settings.data_dir) not in r.text  # nor server paths
     # A refused request leaves nothing behind.
     assert not list((settings.data_dir / "jobs").glob("job_*"))
 
@@ -230,3 +235,52 @@ def test_deeply_nested_engine_options_exit_2_from_the_cli(
     assert error["code"] == "invalid_parameter"
     assert "16 levels" in error["message"]
     assert not out.exists()
+
+
+def test_weights_missing_are_refused_before_the_job_and_name_the_field(
+    client: TestClient, profile_id: str, settings: Settings
+) -> None:
+    files = [("file", ("x.wav", _wav(2), "audio/wav"))]
+    for field, value in (("separation", "demucs"), ("f0_method", "rmvpe")):
+        r = client.post(
+            "/api/v1/conversions", data={**GOOD, "profile_id": profile_id, field: value}, files=files
+        )
+        error = r.json()["error"]
+        assert (r.status_code, error["code"], error["details"]["field"]) == (503, "model_unavailable", field)
+        assert "autovoice models" in error["message"]  # says how to get them
+    assert not list((settings.data_dir / "jobs").glob("job_*"))  # no job was queued
+
+
+def test_server_paths_in_a_jobs_error_never_reach_the_client(
+    client: TestClient, profile_id: str, settings: Settings
+) -> None:
+    """A job failed in a worker with an operator's error (the model cache's absolute path in its message
+    and details): the API shows the folder by name, and no ``details.path``."""
+    from autovoice.jobs import JobStore, new_job_id
+    from autovoice.storage import BlobStore, Database
+
+    cache = settings.model_cache_dir / "htdemucs" / "955717e8-8726e21a.th"
+    db = Database(settings)
+    store = JobStore(db, BlobStore(settings))
+    job_id = new_job_id()
+    store.create(job_id, kind="conversion", params={"profile_id": profile_id, "input": "input.wav"})
+    store.fail(
+        job_id,
+        {
+            "code": "model_unavailable",
+            "message": f"The htdemucs weights are not in the model cache. Place it at {cache}.",
+            "details": {"name": "htdemucs", "path": str(cache), "tried": [str(settings.data_dir / "x")]},
+        },
+    )
+    db.dispose()
+    error = client.get(f"/api/v1/conversions/{job_id}").json()["error"]
+    assert error["message"] == (
+        "The htdemucs weights are not in the model cache. "
+        "Place it at <model cache>/htdemucs/955717e8-8726e21a.th."
+    )
+    assert error["details"] == {"name": "htdemucs", "tried": ["<data dir>/x"]}
+    with client.websocket_connect(f"/api/v1/conversions/{job_id}/events") as ws:
+        event = ws.receive_json()
+    assert event["type"] == "failed"
+    assert str(settings.data_dir) not in str(event)
+    assert event["error"] == error

@@ -30,12 +30,14 @@ from autovoice.errors import (
     UnsupportedFormatError,
 )
 from autovoice.jobs import QueueUnavailableError
+from autovoice.service.errors import public_error
 from autovoice.service.schemas import ConversionParams, JobPublic, TtsRequest
 from autovoice.service.state import ServiceState
 from autovoice.service.uploads import MultipartForm, UploadedFile
 from autovoice.storage import blobs
 
 if TYPE_CHECKING:
+    from autovoice.pipeline import ConversionOptions
     from autovoice.profiles.trained import StagedModel
 
 log = logging.getLogger("autovoice.service")
@@ -243,7 +245,46 @@ def job_public(snapshot: dict[str, Any]) -> JobPublic:
         doc["result"] = {name: base + name for name in doc["result"] if name in _STEM_FILES}
     params = dict(doc.get("params") or {})
     doc["params"] = {k: params[k] for k in ConversionParams.model_fields if k in params}
+    if doc.get("error"):
+        doc["error"] = public_error(doc["error"])
     return JobPublic.model_validate(doc)
+
+
+def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
+    """The weights a conversion's separation and F0 method load, looked for before the 202 (its job would
+    fail with ``model_unavailable`` once it ran): ``separation=demucs`` needs the ``demucs`` package and
+    the htdemucs weights, the ``rmvpe`` F0 method the user's ``rmvpe.pt``; not when downloads are allowed
+    (the job fetches them). Cheap: files are looked for, not loaded.
+
+    Raises
+    ------
+    ModelUnavailableError
+        ``model_unavailable``, with ``details.field`` naming the option (never a server path).
+    """
+    import importlib.util
+
+    from autovoice.errors import ModelUnavailableError
+    from autovoice.models.local import local_source, not_installed
+    from autovoice.models.weights import weights_present
+
+    if options.separation == "demucs" and (
+        importlib.util.find_spec("demucs") is None
+        or not (settings.allow_downloads or weights_present("htdemucs", settings=settings))
+    ):
+        raise ModelUnavailableError(
+            "model_unavailable",
+            "Separation 'demucs' needs the demucs package and its htdemucs weights (84 MB), which this "
+            "server does not have, and downloads are off. Use separation 'auto' or 'spleeter', or have the "
+            "operator install them (`autovoice models download htdemucs`).",
+            {"name": "htdemucs", "field": "separation"},
+        )
+    if options.resolved_f0_method() == "rmvpe" and not (
+        settings.allow_downloads
+        or local_source("rmvpe", settings=settings) is not None
+        or weights_present("rmvpe", settings=settings)
+    ):
+        missing = not_installed("rmvpe", needed_by="The rmvpe F0 method")
+        raise ModelUnavailableError(missing.code, missing.message, {**missing.details, "field": "f0_method"})
 
 
 def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> JobPublic:
@@ -268,6 +309,7 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
     # The profile first: the engine defaults to its trained model's kind, and what the options need from
     # it (recordings for auto key, a model for rvc/sovits, the model's content encoder) is checked here.
     options = options_for_profile(state.profiles.load(profile_id), fields)
+    check_weights(options, settings=state.settings)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:
         raise ParameterError(
