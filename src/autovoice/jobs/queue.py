@@ -18,7 +18,7 @@ from autovoice.errors import AutoVoiceError
 from autovoice.jobs.celery_app import TASK_NAME, make_celery
 from autovoice.jobs.liveness import effective_stale_after_s, worker_alive
 from autovoice.jobs.pool import WorkerCrashedError, WorkerPool, run_job_here
-from autovoice.jobs.reaper import Reaper
+from autovoice.jobs.reaper import DEBRIS_AGE_S, Reaper
 from autovoice.jobs.store import WORKER_LOST, JobStore, max_deliveries
 from autovoice.jobs.task import JobContext, event_for
 from autovoice.storage.tables import utcnow
@@ -119,6 +119,9 @@ class LocalQueue:
         )
         self._dispatcher.start()
         store = JobStore(self.ctx.db, self.ctx.blobs)
+        # Before any job runs again, and before requests: in embedded mode no other process writes the
+        # job folders, so whatever a crash left (an upload without its row, a partial output) goes now.
+        store.sweep_debris(older_than_s=0)
         pending = store.unfinished_ids()
         if pending:
             # Nothing else runs jobs in embedded mode: whatever is `running` now was cut off by a crash.
@@ -306,6 +309,8 @@ class CeleryQueue:
         if self.ctx is None:
             return
         store = JobStore(self.ctx.db, self.ctx.blobs)
+        # Other servers and the workers share the data dir: only what has been untouched for long.
+        store.sweep_debris(older_than_s=DEBRIS_AGE_S)
         self._reaper = _reaper(self.ctx, store, self.submit)
         self._reaper.start()
         _watch(self.ctx, store)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -12,7 +14,10 @@ from autovoice.config import Settings
 from autovoice.errors import NotFoundError
 from autovoice.jobs.liveness import worker_alive
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, check_id
+from autovoice.storage.blobs import Swept
 from autovoice.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
 
 #: The error of a job failed because its worker kept dying before it could start it.
 WORKER_LOST = "worker_lost"
@@ -218,6 +223,27 @@ class JobStore:
         for name, n in rows:
             counts[str(name or "unknown")] = int(n)
         return counts
+
+    def sweep_debris(self, *, older_than_s: float) -> Swept:
+        """Remove crash debris from the job folders (:meth:`~autovoice.storage.BlobStore.sweep`): folders
+        no row owns, ``.part`` files; each untouched for ``older_than_s`` seconds."""
+        swept = self.blobs.sweep(self._existing, older_than_s=older_than_s)
+        if swept.folders or swept.parts:
+            log.info(
+                "removed crash debris from the job folders: %d without a job, %d partial files",
+                swept.folders,
+                swept.parts,
+            )
+        return swept
+
+    def _existing(self, job_ids: Collection[str]) -> set[str]:
+        """Those of ``job_ids`` that have a row."""
+        ids, found = list(job_ids), set[str]()
+        with self.db.session() as s:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                found.update(s.scalars(select(JobRow.id).where(JobRow.id.in_(batch))).all())
+        return found
 
     def requeue_lost(self, stale_after_s: float) -> list[str]:
         """Put back to ``queued`` (``requeued = "worker_lost"``) every ``running`` job whose heartbeat is
