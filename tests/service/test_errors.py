@@ -60,18 +60,23 @@ CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, byt
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_f0_method"),
     ("bad metrics level", {"profile_id": "PROFILE", "metrics": "most"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_metrics_level"),
-    ("bad engine option", {"profile_id": "PROFILE", "engine_options": '{"knn_k": -1}'},
+    ("bad engine option", {"profile_id": "PROFILE", "engine": "world", "engine_options": '{"knn_k": -1}'},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_engine_options"),
-    ("engine options not JSON", {"profile_id": "PROFILE", "engine_options": "{knn"},
+    ("engine options not JSON", {"profile_id": "PROFILE", "engine": "world", "engine_options": "{knn"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
-    ("engine options 5000 deep", {"profile_id": "PROFILE", "engine_options": DEEP},
+    ("engine options 5000 deep", {"profile_id": "PROFILE", "engine": "world", "engine_options": DEEP},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
-    ("engine options 17 deep", {"profile_id": "PROFILE", "engine_options": '{"a":' * 17 + "1" + "}" * 17},
+    ("engine options 17 deep", {"profile_id": "PROFILE", "engine": "world",
+      "engine_options": '{"a":' * 17 + "1" + "}" * 17},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
     ("demucs without its weights", {"profile_id": "PROFILE", "separation": "demucs"},
-     [("file", ("x.wav", _wav(2), "audio/wav"))], 503, "model_unavailable"),
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 409, "model_unavailable"),
     ("rmvpe without its weights", {"profile_id": "PROFILE", "f0_method": "rmvpe"},
-     [("file", ("x.wav", _wav(2), "audio/wav"))], 503, "model_unavailable"),
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 409, "model_unavailable"),
+    ("engine options without engine", {"profile_id": "PROFILE", "engine_options": '{"pitch_shift": 1}'},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine without its model", {"profile_id": "PROFILE", "engine": "rvc"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 404, "model_not_found"),
     ("silent upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", _silent_wav(2), "audio/wav"))], 422,
      "audio_silent"),
     ("pitch out of range", {"profile_id": "PROFILE", "pitch_shift": "99"},
@@ -246,7 +251,7 @@ def test_weights_missing_are_refused_before_the_job_and_name_the_field(
             "/api/v1/conversions", data={**GOOD, "profile_id": profile_id, field: value}, files=files
         )
         error = r.json()["error"]
-        assert (r.status_code, error["code"], error["details"]["field"]) == (503, "model_unavailable", field)
+        assert (r.status_code, error["code"], error["details"]["field"]) == (409, "model_unavailable", field)
         assert "autovoice models" in error["message"]  # says how to get them
     assert not list((settings.data_dir / "jobs").glob("job_*"))  # no job was queued
 
@@ -284,3 +289,25 @@ def test_server_paths_in_a_jobs_error_never_reach_the_client(
     assert event["type"] == "failed"
     assert str(settings.data_dir) not in str(event)
     assert event["error"] == error
+
+
+def test_the_form_schema_keys_engine_options_by_engine(client: TestClient) -> None:
+    """What the conversion form's schema allows is what the server takes: engine_options is the named
+    engine's options (one oneOf branch per engine), and comes with engine."""
+    import jsonschema_rs
+
+    from autovoice.engines import ENGINES
+
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/api/v1/conversions"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schema = body["schema"]
+    assert schema["dependentRequired"] == {"engine_options": ["engine"]}
+    names = [b["properties"]["engine"]["const"] for b in schema["oneOf"] if "properties" in b]
+    assert names == list(ENGINES.names)
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    form = {"file": "x", "profile_id": "prof_000000000000"}
+    assert validator.is_valid({**form, "engine": "rvc", "engine_options": {"index_rate": 0.5}})
+    assert not validator.is_valid({**form, "engine": "world", "engine_options": {"index_rate": 0.5}})
+    assert not validator.is_valid({**form, "engine_options": {}})  # engine_options without engine
+    assert validator.is_valid({**form, "engine": "world"})
+    assert validator.is_valid(form)

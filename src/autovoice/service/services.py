@@ -258,12 +258,12 @@ def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
 
     Raises
     ------
-    ModelUnavailableError
-        ``model_unavailable``, with ``details.field`` naming the option (never a server path).
+    ModelNotInstalledError
+        ``model_unavailable`` (409), with ``details.field`` naming the option (never a server path).
     """
     import importlib.util
 
-    from autovoice.errors import ModelUnavailableError
+    from autovoice.errors import ModelNotInstalledError
     from autovoice.models.local import local_source, not_installed
     from autovoice.models.weights import weights_present
 
@@ -271,7 +271,7 @@ def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
         importlib.util.find_spec("demucs") is None
         or not (settings.allow_downloads or weights_present("htdemucs", settings=settings))
     ):
-        raise ModelUnavailableError(
+        raise ModelNotInstalledError(
             "model_unavailable",
             "Separation 'demucs' needs the demucs package and its htdemucs weights (84 MB), which this "
             "server does not have, and downloads are off. Use separation 'auto' or 'spleeter', or have the "
@@ -284,7 +284,7 @@ def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
         or weights_present("rmvpe", settings=settings)
     ):
         missing = not_installed("rmvpe", needed_by="The rmvpe F0 method")
-        raise ModelUnavailableError(missing.code, missing.message, {**missing.details, "field": "f0_method"})
+        raise ModelNotInstalledError(missing.code, missing.message, {**missing.details, "field": "f0_method"})
 
 
 def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> JobPublic:
@@ -299,6 +299,13 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         raise ParameterError(
             "invalid_parameter", f"Unexpected form field '{unknown[0][:40]}'.", {"field": unknown[0][:40]}
         )
+    if str(fields.get("engine_options", "")).strip() not in ("", "{}") and not fields.get("engine"):
+        # One engine's options: the request says which (the schema is a union keyed by engine).
+        raise ParameterError(
+            "invalid_parameter",
+            "engine_options needs engine: each engine has options of its own (see GET /api/v1/engines).",
+            {"field": "engine"},
+        )
     profile_id = fields.pop("profile_id", "")
     if not profile_id or len(profile_id) > 80:
         raise ParameterError(
@@ -308,7 +315,14 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         )
     # The profile first: the engine defaults to its trained model's kind, and what the options need from
     # it (recordings for auto key, a model for rvc/sovits, the model's content encoder) is checked here.
-    options = options_for_profile(state.profiles.load(profile_id), fields)
+    try:
+        options = options_for_profile(state.profiles.load(profile_id), fields)
+    except ParameterError as exc:
+        if exc.code != "model_not_found":
+            raise
+        # A model the profile does not have is a reference to nothing, like an unknown profile: 404, as
+        # for DELETE .../models/{model_id} (the library says ParameterError: the CLI's exit 2 either way).
+        raise NotFoundError(exc.code, exc.message, exc.details) from None
     check_weights(options, settings=state.settings)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:

@@ -45,7 +45,7 @@ def _job_json(job: JobPublic, status: int) -> JSONResponse:
     response_model=JobPublic,
     dependencies=[Depends(guard), Depends(job_limit)],
     openapi_extra=conversion_form_schema(),
-    responses=error_responses(413, 415, 503),
+    responses=error_responses(409, 413, 415, 503),
 )
 async def create_conversion(request: Request, state: State) -> JSONResponse:
     """Upload a song (multipart) and queue its conversion; 202 with the job."""
