@@ -117,6 +117,20 @@ def test_conversion_checks_the_profile_before_queueing(settings: Settings, rvc: 
             )
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == code
+        # Its content encoder is not installed: refused before the job, as the server's state (409).
+        r = client.post(
+            "/api/v1/conversions",
+            data={"profile_id": pid},
+            files=[("file", ("song.wav", b"RIFF....", "audio/wav"))],
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "model_unavailable"), r.text
+        # A model the profile does not have is a reference to nothing: 404.
+        r = client.post(
+            "/api/v1/conversions",
+            data={"profile_id": pid, "engine": "sovits"},
+            files=[("file", ("song.wav", b"RIFF....", "audio/wav"))],
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "model_not_found"), r.text
 
 
 def test_bad_models_are_refused_and_nothing_is_stored(

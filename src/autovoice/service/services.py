@@ -25,6 +25,8 @@ from autovoice.errors import (
     AudioError,
     AutoVoiceError,
     ConflictError,
+    ModelNotInstalledError,
+    ModelUnavailableError,
     NotFoundError,
     ParameterError,
     UnsupportedFormatError,
@@ -263,7 +265,6 @@ def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
     """
     import importlib.util
 
-    from autovoice.errors import ModelNotInstalledError
     from autovoice.models.local import local_source, not_installed
     from autovoice.models.weights import weights_present
 
@@ -323,6 +324,12 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         # A model the profile does not have is a reference to nothing, like an unknown profile: 404, as
         # for DELETE .../models/{model_id} (the library says ParameterError: the CLI's exit 2 either way).
         raise NotFoundError(exc.code, exc.message, exc.details) from None
+    except ModelUnavailableError as exc:
+        if exc.code != "model_unavailable" or isinstance(exc, ModelNotInstalledError):
+            raise
+        # The trained model's content encoder is not installed: found before any work, like the weights
+        # below (409), not a fault of the server.
+        raise ModelNotInstalledError(exc.code, exc.message, exc.details) from None
     check_weights(options, settings=state.settings)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:
