@@ -403,6 +403,11 @@ def test_api_keys_never_reach_the_logs(server: dict[str, Any], settings: Setting
         r = httpx.get(f"{base}{PROFILES}", headers=headers, timeout=10)
         assert r.status_code in (200, 401)
     assert httpx.get(f"{base}{PROFILES}", params={"api_key": token}, timeout=10).status_code < 500
+    # A key pasted into the request id header: not taken as the id, so neither logged nor echoed.
+    for wrong_place in (token, token[3:]):
+        r = httpx.get(f"{base}/health", headers={"X-Request-ID": wrong_place}, timeout=10)
+        assert r.headers["x-request-id"] != wrong_place
+        assert secret not in r.headers["x-request-id"]
     assert httpx.get(f"{base}/api/v1/nowhere", params={"api_key": wrong}, timeout=10).status_code == 404
     import websockets.sync.client as ws_client
 

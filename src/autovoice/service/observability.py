@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import sys
 import time
 import uuid
@@ -41,6 +42,11 @@ __all__ = [
 T = TypeVar("T")
 
 log = logging.getLogger("autovoice.service")
+#: The ``X-Request-ID`` a client or proxy may choose (else the server makes one): hex digits and dashes,
+#: up to 64 (nginx's ``$request_id``, UUIDs), or up to 32 letters, digits, ``.``, ``:`` and ``-``
+#: (``req-42``). Whatever else it sends (an API key, pasted into the wrong header, is 46 characters with an
+#: underscore) never reaches the log or the response.
+SAFE_REQUEST_ID = re.compile(r"[0-9a-fA-F-]{8,64}|[A-Za-z0-9][A-Za-z0-9.:-]{0,31}")
 _RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
@@ -386,7 +392,7 @@ class RequestMiddleware:
         from autovoice.service.errors import internal_error_response
 
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
+        request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
         scope["request_id"] = request_id
         token = current_request_id.set(request_id)
         websocket = scope["type"] == "websocket"
