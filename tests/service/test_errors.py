@@ -170,6 +170,47 @@ def test_too_many_profile_files(configure: Callable[..., Settings], profile_id: 
         files = [("files", (f"s{i}.wav", _wav(2), "audio/wav")) for i in range(3)]
         r = client.post("/api/v1/profiles", data={"name": "Many"}, files=files)
         assert (r.status_code, r.json()["error"]["code"]) == (413, "too_many_files")
+        assert "AUTOVOICE_MAX_UPLOAD_FILES" in r.json()["error"]["message"]  # the setting behind the limit
+
+
+def test_too_many_conversion_files_name_the_fields_not_a_setting(client: TestClient, profile_id: str) -> None:
+    files = [
+        ("file", ("a.wav", _wav(2), "audio/wav")),
+        ("accompaniment", ("b.wav", _wav(2), "audio/wav")),
+        ("file", ("c.wav", _wav(2), "audio/wav")),
+    ]
+    r = client.post("/api/v1/conversions", data={**GOOD, "profile_id": profile_id}, files=files)
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["details"]["limit"]) == (413, "too_many_files", 2)
+    # Its cap is fixed: no setting raises it.
+    assert error["message"] == "At most 2 files per request: one 'accompaniment' and one 'file'."
+
+
+def test_a_form_field_given_twice_is_refused(client: TestClient, profile_id: str, settings: Settings) -> None:
+    """Two profile_id fields: which would count is anyone's guess (it was silently the last)."""
+    boundary = "twice"
+    parts = [("profile_id", profile_id), ("profile_id", "prof_000000000000"), ("preset", "fast")]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in parts
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n\r\n'.encode()
+        + _wav(2)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    r = client.post(
+        "/api/v1/conversions",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["details"]) == (
+        422,
+        "invalid_parameter",
+        {"field": "profile_id"},
+    )
+    assert not list((settings.data_dir / "jobs").glob("job_*"))
 
 
 PROFILE_CASES: list[tuple[str, dict[str, Any], list[Any], int, str]] = [

@@ -109,6 +109,7 @@ async def create_profile(request: Request, state: State) -> ProfilePublic:
             file_fields={"files", *services.MODEL_FILE_FIELDS},
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
+            files_setting="AUTOVOICE_MAX_UPLOAD_FILES",
         )
         summary = await services.create_profile(state, form)
     finally:
@@ -156,6 +157,7 @@ async def add_model(profile_id: ProfileId, request: Request, state: State) -> Tr
             file_fields=set(services.MODEL_FILE_FIELDS),
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
+            files_setting="AUTOVOICE_MAX_UPLOAD_FILES",
         )
         model = await services.add_model(state, profile_id, form)
     finally:
