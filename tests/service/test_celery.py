@@ -198,6 +198,34 @@ def test_a_job_whose_worker_dies_at_start_fails_with_worker_lost(
         assert any("worker_lost" in line["message"] for line in lines)
 
 
+@pytest.mark.timeout(180)
+def test_a_worker_killed_whole_leaves_no_temporary_folder_behind(
+    configure: Callable[..., Settings], settings: Settings, tmp_path: Path
+) -> None:
+    """billiard keeps a pymp-* folder in the worker's temporary folder; a worker killed with kill -9
+    cannot remove it. It lives in the worker's own folder, which the next worker to start removes."""
+    import glob
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    root = temp / f"autovoice-{os.getuid()}"
+    with _distributed(configure, settings, tmp_path, extra={"TMPDIR": str(temp)}) as setup:
+        first = setup["worker"]
+        wait_until(lambda: bool(glob.glob(f"{root}/{first.pid}/pymp-*")), timeout=30, what="pymp folder")
+        assert not glob.glob(f"{temp}/pymp-*")  # none in the system temp itself
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        assert (root / str(first.pid)).is_dir()
+        log = tmp_path / "second.log"
+        second = spawn(WORKER, env=setup["env"], log=log)
+        try:
+            wait_until(lambda: "ready" in log.read_text(errors="replace"), timeout=60, what="worker", log=log)
+            assert not (root / str(first.pid)).exists()
+            assert (root / str(second.pid)).is_dir()
+        finally:
+            stop(second)
+
+
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 
 
