@@ -429,6 +429,50 @@ def test_api_keys_never_reach_the_logs(server: dict[str, Any], settings: Setting
     assert "Z" * 43 not in log
 
 
+def _mp3_with_a_damaged_frame() -> bytes:
+    """Three seconds of a tone as MP3 with 400 bytes of garbage in the middle: libmpg123 (in libsndfile)
+    decodes around it and says so on file descriptor 2 ("Note: Illegal Audio-MPEG-Header ...")."""
+    buf = io.BytesIO()
+    sf.write(buf, _tone(3.0, 16_000), 16_000, format="MP3")
+    data = bytearray(buf.getvalue())
+    middle = len(data) // 2
+    data[middle : middle + 400] = bytes(range(256)) + bytes(144)
+    return bytes(data)
+
+
+@pytest.mark.timeout(120)
+def test_native_stderr_lines_stay_json(settings: Settings, tmp_path: Path, profile_id: str) -> None:
+    """What libmpg123 writes to stderr, in the server and in its worker processes, and what a child
+    process writes there (multiprocessing's resource tracker is one), arrives as JSON log records."""
+    with _serving(settings, tmp_path) as running:
+        r = httpx.post(
+            f"{running['base']}/api/v1/conversions",
+            data={"profile_id": profile_id, "preset": "fast", "separation": "none"},
+            files={"file": ("damaged.mp3", _mp3_with_a_damaged_frame(), "audio/mpeg")},
+            timeout=60,
+        )
+        assert r.status_code == 202, r.text
+        log = running["log"]
+
+        def said() -> list[dict[str, Any]]:
+            import json
+
+            docs = [
+                json.loads(line) for line in log.read_text(errors="replace").splitlines() if line[:1] == "{"
+            ]
+            return [d for d in docs if "Illegal Audio-MPEG-Header" in d["message"]]
+
+        wait_until(lambda: bool(said()), timeout=30, what="libmpg123's note as a log record", log=log)
+        assert said()[0]["logger"] == "autovoice.stderr"
+        assert said()[0]["level"] == "WARNING"
+        raw = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "MPEG" in line and line[:1] != "{"
+        ]
+        assert raw == []
+
+
 def test_passwords_in_urls_never_reach_the_logs(settings: Settings, tmp_path: Path) -> None:
     """A server whose database and broker refuse connections reports it without printing passwords."""
     port = free_port()

@@ -209,7 +209,7 @@ def serve(
     import uvicorn
 
     from autovoice.service.banner import startup_banner
-    from autovoice.service.logs import configure_server_logging
+    from autovoice.service.logs import configure_server_logging, route_native_stderr
 
     s = settings or get_settings()
     n = s.server_workers if workers is None else workers
@@ -227,6 +227,7 @@ def serve(
     # Before uvicorn: a read-only or full data dir is one line from the CLI (exit 1), not a start-up trace.
     require_writable(s.data_dir)
     configure_server_logging(s)
+    route_native_stderr()  # libmpg123, the resource tracker, children: JSON records, not raw lines
     if n > 1:
         _serve_processes(s, host, port, n, banner=banner)
         return
@@ -258,10 +259,11 @@ def serve(
 def worker_app() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory when ``server_workers`` > 1)."""
     from autovoice.models.devices import one_compute_thread
-    from autovoice.service.logs import configure_server_logging
+    from autovoice.service.logs import configure_server_logging, route_native_stderr
 
     s = get_settings()
     configure_server_logging(s)
+    route_native_stderr()
     one_compute_thread()
     return create_app(s, multiprocess_metrics=True)
 
