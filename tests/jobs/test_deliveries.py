@@ -38,6 +38,10 @@ def _row(ctx: JobContext, job_id: str) -> JobRow:
         return row
 
 
+def _metrics(ctx: JobContext) -> str:
+    return str(ctx.observer.render().decode())  # type: ignore[union-attr]
+
+
 def _store(ctx: JobContext) -> JobStore:
     return JobStore(ctx.db, BlobStore(ctx.settings))
 
@@ -157,9 +161,10 @@ def test_a_job_whose_worker_dies_at_start_fails_with_worker_lost(
         assert row.error["code"] == "worker_lost", row.error
         # Sent three times (job_max_deliveries), started never: attempts did not move.
         assert (row.deliveries, row.attempts, row.started_at) == (3, 0, None)
-        body = limited.observer.render().decode()  # type: ignore[union-attr]
-        assert 'autovoice_jobs_failed{code="worker_lost"} 1.0' in body
-        assert 'autovoice_jobs_finished_total{kind="conversion",status="failed"} 1.0' in body
+        assert 'autovoice_jobs_failed{code="worker_lost"} 1.0' in _metrics(limited)
+        # Counted by the queue once the row says failed (the test may read the row in between).
+        failed = 'autovoice_jobs_finished_total{kind="conversion",status="failed"} 1.0'
+        wait_until(lambda: failed in _metrics(limited), timeout=10, what="the failed job counted")
         assert queue.processes() == []  # nothing is started again for it
         # Workers that can start again run the next job: the queue was not stuck on the dead one.
         monkeypatch.delenv("PYTHONPATH")
