@@ -5,6 +5,7 @@ no index row. Checkpoints are random-weights files in the real tools' layouts (`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,12 @@ def test_upload_limit_is_enforced_while_streaming(
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_conversion_job_runs_the_profiles_model(
-    settings: Settings, profile_id: str, short_clip: Path, rvc: tuple[Path, Path], tmp_path: Path
+    configure: Callable[..., Settings],
+    settings: Settings,
+    profile_id: str,
+    short_clip: Path,
+    rvc: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     """A profile built from recordings gets an RVC v2 model through the API; a conversion job with auto
     key (the recordings' range) and no engine named runs the model and completes with a report."""
@@ -205,6 +211,7 @@ def test_conversion_job_runs_the_profiles_model(
     # The session profile was built under another data dir, and engines keep the settings they were
     # built with (one per process in real use): start this app's engines afresh.
     CACHE.clear()
+    configure(rate_limit="")  # the job is polled 4 times a second; limits have their own tests
 
     add_local(
         "hubert_base", fakes.write_fairseq_hubert(tmp_path / "h.pt", hidden=768, layers=12, heads=12, ffn=32)
