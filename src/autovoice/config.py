@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         description="Memory budget of loaded models (bytes of their tensors and arrays); the least recently "
         "used are dropped beyond it. 0: no limit.",
     )
+    job_max_deliveries: int = Field(
+        default=10,
+        ge=1,
+        description="Times a job is handed to a worker process before it is failed with worker_lost (a "
+        "worker that dies before it starts the job counts no attempt, only a delivery); never fewer "
+        "than job_max_attempts + 1.",
+    )
 
     @property
     def model_cache_dir(self) -> Path:

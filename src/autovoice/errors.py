@@ -85,6 +85,14 @@ class ModelUnavailableError(AutoVoiceError):
     caller_error = True
 
 
+class ModelNotInstalledError(ModelUnavailableError):
+    """A request's option needs a model or package this server does not have (``model_unavailable``), found
+    before any work is queued: 409, for the caller to change (another option) or the operator to install.
+    Not a fault of the server, unlike a model that fails to load or download while a job runs (503)."""
+
+    http_status = 409
+
+
 def package_missing(package: str, what: str) -> ModelUnavailableError:
     """``model_unavailable``: ``what`` needs ``package``, which is not installed (says how to install it)."""
     return ModelUnavailableError(

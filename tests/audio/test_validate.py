@@ -72,6 +72,19 @@ def _cut(fmt: str, keep: float | int) -> Callable[[Path], Path]:
 
 _RANDOM = np.random.default_rng(7).bytes(20_000)
 
+
+def _wav_claiming_channels(channels: int, frames: int = 4) -> bytes:
+    """A 16-bit PCM WAV whose header says ``channels`` channels, with ``frames`` frames of silence."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, channels, SR, SR * channels * 2, channels * 2, 16)
+    data = bytes(frames * channels * 2)
+    body = (
+        b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    )
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 BAD_FILES = [
     ("damaged wav", _raw("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10), "audio_corrupt"),
     ("text as mp3", _raw("notes.mp3", b"these are not audio samples\n" * 100), "unsupported_format"),
@@ -90,6 +103,8 @@ BAD_FILES = [
     ("silence", _write("silence.wav", np.zeros(SR * 3)), "audio_silent"),
     ("short", _write("short.wav", _tone(0.5)), "audio_too_short"),
     ("8 channels", _write("surround.wav", _tone(2.0, channels=8)), "too_many_channels"),
+    # More channels than libsndfile (1,024) or FFmpeg open: the header's count is the refusal, not 415.
+    ("10,000 channels", _raw("many.wav", _wav_claiming_channels(10_000)), "too_many_channels"),
     ("NaN", _nan_wav, "audio_invalid_samples"),
     ("4 kHz", _write("low.wav", _tone(2.0, sr=4000), sr=4000), "unsupported_sample_rate"),
 ]

@@ -19,11 +19,11 @@ import pytest
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs import JobContext, JobStore, LocalBus, LocalQueue, new_job_id, run_job
+from autovoice.jobs.liveness import worker_alive
 from autovoice.jobs.reaper import Reaper
-from autovoice.jobs.task import worker_alive
 from autovoice.storage import BlobStore, Database, JobRow
 from autovoice.storage.tables import utcnow
-from tests.support import queued_conversion
+from tests.support import queued_conversion, wait_until
 
 HERE = socket.gethostname()
 
@@ -279,3 +279,27 @@ def test_running_job_gauges(settings: Settings) -> None:
     worker = Metrics(None)  # a worker's metrics leave the database gauges to the server
     worker.watch_running(lambda: {"heartbeat_s": 1.0, "progress_s": 1.0})
     assert "autovoice_job_heartbeat_age_seconds" not in worker.render().decode()
+
+
+def test_the_reaper_sweeps_crash_debris_while_servers_run(
+    ctx: JobContext, short_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between starts, the reaper's hourly sweep removes what a crash left once it is an hour old (here
+    both shortened): a job folder no row owns; a queued job's folder stays."""
+    import autovoice.jobs.reaper as reaper_module
+
+    monkeypatch.setattr(reaper_module, "DEBRIS_SWEEP_S", 0.0)
+    monkeypatch.setattr(reaper_module, "DEBRIS_AGE_S", 0.0)
+    s = ctx.settings.model_copy(update={"job_heartbeat_s": 0.1})
+    store = JobStore(ctx.db, BlobStore(s))
+    kept = queued_conversion(ctx, short_clip, "prof_000000000000")
+    orphan = BlobStore(s).job_dir(new_job_id())
+    orphan.mkdir(parents=True)
+    (orphan / "file-0.wav").write_bytes(b"RIFF")
+    reaper = Reaper(store, lambda _: None, s)
+    reaper.start()
+    try:
+        wait_until(lambda: not orphan.exists(), timeout=10, what="the orphan folder swept")
+    finally:
+        reaper.stop()
+    assert (BlobStore(s).job_dir(kept) / "input.wav").exists()

@@ -12,6 +12,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,12 +148,9 @@ def post_profile(client: TestClient, payload: bytes, filename: str) -> httpx.Res
         ("flac-claims-16-min", lambda: flac_claiming(960), "x.flac", ("audio_too_long",)),
         # A WAV's data size is clamped to the file: its real 0.5 s is what counts.
         ("wav-claims-16-min", lambda: wav_header_claiming(960, real_s=0.5), "x.wav", ("audio_too_short",)),
-        (
-            "wav-65535-channels",
-            lambda: wav_with_channels(65535),
-            "x.wav",
-            ("too_many_channels", "unsupported_format"),
-        ),
+        # More channels than the decoders open: the header says how many, and that is the refusal.
+        ("wav-65535-channels", lambda: wav_with_channels(65535), "x.wav", ("too_many_channels",)),
+        ("wav-10000-channels", lambda: wav_with_channels(10_000), "x.wav", ("too_many_channels",)),
         ("wav-3-channels", lambda: wav_with_channels(3), "x.wav", ("too_many_channels",)),
     ],
 )
@@ -214,10 +212,10 @@ def test_thousands_of_parts_are_refused(
 
 
 # -- a real server -------------------------------------------------------------------------------
-# Short timeouts for the test; production values are in autovoice.service.uploads.
+# Short timeouts for the test; production values are in autovoice.service.bodies.
 SERVE = (
-    "import autovoice.service.uploads as u\n"
-    "u.UPLOAD_IDLE_TIMEOUT_S, u.UPLOAD_GRACE_S, u.UPLOAD_MIN_BYTES_PER_S = 1.5, 2.0, 4096\n"
+    "import autovoice.service.bodies as b\n"
+    "b.BODY_IDLE_TIMEOUT_S, b.BODY_GRACE_S, b.BODY_MIN_BYTES_PER_S = 1.5, 2.0, 4096\n"
     "from autovoice.service import serve\n"
     "serve('127.0.0.1', {port})\n"
 )
@@ -228,8 +226,8 @@ HEAD = (
 )
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextmanager
+def _serving(settings: Settings, tmp_path: Path, **extra: str) -> Iterator[dict[str, Any]]:
     port = free_port()
     log = tmp_path / "server.log"
     env = {
@@ -237,6 +235,7 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
         "AUTOVOICE_DEVICE": "cpu",
         "AUTOVOICE_LOG_FORMAT": "json",
         "AUTOVOICE_RATE_LIMIT": "",
+        **extra,
     }
     proc = spawn(SERVE.format(port=port), env=env, log=log)
     base = f"http://127.0.0.1:{port}"
@@ -245,6 +244,37 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield {"port": port, "base": base, "log": log, "proc": proc}
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with _serving(settings, tmp_path) as running:
+        yield running
+
+
+TTS_HEAD = (
+    b"POST /api/v1/tts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+
+
+def _complete(sock: socket.socket, reply: bytes) -> bytes:
+    """``reply`` (what was read so far) with the rest of its head and body (by its Content-Length)."""
+    import re
+
+    sock.settimeout(5)
+    try:
+        while True:
+            head, _, body = reply.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if _ and length and len(body) >= int(length.group(1)):
+                return reply
+            chunk = sock.recv(4096)
+            if not chunk:
+                return reply
+            reply += chunk
+    except (TimeoutError, ConnectionResetError):
+        return reply
 
 
 def _read_response(sock: socket.socket, timeout: float) -> bytes:
@@ -300,7 +330,28 @@ def test_slow_clients_are_timed_out(server: dict[str, Any], settings: Settings) 
     assert time.monotonic() - started < 10
     trickle.close()
 
-    # 3. a client that hangs up half-way through its upload.
+    # 3. the same with JSON bodies (POST /api/v1/tts): read under the same deadline.
+    for pause in (None, 0.2):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(TTS_HEAD + b'{"text": "')
+        started, reply = time.monotonic(), b""
+        sock.settimeout(pause or 15)
+        while time.monotonic() - started < 15 and not reply:
+            try:
+                if pause:
+                    sock.sendall(b"a")
+                reply = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        reply = _complete(sock, reply)
+        sock.close()
+        assert reply.startswith(b"HTTP/1.1 408"), (pause, reply[:300])
+        assert b'"code":"upload_timeout"' in reply, reply[:400]
+        assert time.monotonic() - started < 10
+
+    # 4. a client that hangs up half-way through its upload.
     gone = socket.create_connection(("127.0.0.1", port))
     gone.sendall(HEAD + b"\0" * 50_000)
     wait_until(lambda: leftovers(settings.data_dir) != [], timeout=10, what="the upload's scratch folder")
@@ -309,6 +360,29 @@ def test_slow_clients_are_timed_out(server: dict[str, Any], settings: Settings) 
     wait_until(lambda: leftovers(settings.data_dir) == [], timeout=10, what="scratch folders removed")
     assert _server_5xx(server["base"]) == 0
     assert httpx.get(f"{server['base']}/health/live", timeout=5).status_code == 200
+
+
+@pytest.mark.timeout(120)
+def test_rate_limits_apply_before_the_body_is_read(settings: Settings, tmp_path: Path) -> None:
+    """Slow JSON bodies from one client: past its job limit (3 a minute here) the next requests get their
+    429 at once, without sending a byte of their bodies; those admitted are timed out (408)."""
+    with _serving(settings, tmp_path, AUTOVOICE_JOB_RATE_LIMIT="3/minute") as running:
+        socks = []
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", running["port"]))
+            sock.sendall(TTS_HEAD + b"{")
+            socks.append(sock)
+        started = time.monotonic()
+        replies = [_read_response(sock, timeout=1.0) for sock in socks]
+        refused = [r for r in replies if r.startswith(b"HTTP/1.1 429")]
+        assert len(refused) == 3, [r[:40] for r in replies]
+        assert all(b"retry-after" in r.lower() for r in refused)
+        assert time.monotonic() - started < 6  # not after a body deadline
+        replies = [r or _read_response(sock, timeout=10) for r, sock in zip(replies, socks, strict=True)]
+        for sock in socks:
+            sock.close()
+        assert sorted(r[:12] for r in replies) == [b"HTTP/1.1 408"] * 3 + [b"HTTP/1.1 429"] * 3
+        assert _server_5xx(running["base"]) == 0
 
 
 @pytest.mark.timeout(120)
@@ -326,6 +400,11 @@ def test_api_keys_never_reach_the_logs(server: dict[str, Any], settings: Setting
         r = httpx.get(f"{base}{PROFILES}", headers=headers, timeout=10)
         assert r.status_code in (200, 401)
     assert httpx.get(f"{base}{PROFILES}", params={"api_key": token}, timeout=10).status_code < 500
+    # A key pasted into the request id header: not taken as the id, so neither logged nor echoed.
+    for wrong_place in (token, token[3:]):
+        r = httpx.get(f"{base}/health", headers={"X-Request-ID": wrong_place}, timeout=10)
+        assert r.headers["x-request-id"] != wrong_place
+        assert secret not in r.headers["x-request-id"]
     assert httpx.get(f"{base}/api/v1/nowhere", params={"api_key": wrong}, timeout=10).status_code == 404
     import websockets.sync.client as ws_client
 
@@ -348,6 +427,50 @@ def test_api_keys_never_reach_the_logs(server: dict[str, Any], settings: Setting
     assert "/api/v1/profiles" in log  # the requests were logged...
     assert secret not in log  # ...without the key
     assert "Z" * 43 not in log
+
+
+def _mp3_with_a_damaged_frame() -> bytes:
+    """Three seconds of a tone as MP3 with 400 bytes of garbage in the middle: libmpg123 (in libsndfile)
+    decodes around it and says so on file descriptor 2 ("Note: Illegal Audio-MPEG-Header ...")."""
+    buf = io.BytesIO()
+    sf.write(buf, _tone(3.0, 16_000), 16_000, format="MP3")
+    data = bytearray(buf.getvalue())
+    middle = len(data) // 2
+    data[middle : middle + 400] = bytes(range(256)) + bytes(144)
+    return bytes(data)
+
+
+@pytest.mark.timeout(120)
+def test_native_stderr_lines_stay_json(settings: Settings, tmp_path: Path, profile_id: str) -> None:
+    """What libmpg123 writes to stderr, in the server and in its worker processes, and what a child
+    process writes there (multiprocessing's resource tracker is one), arrives as JSON log records."""
+    with _serving(settings, tmp_path) as running:
+        r = httpx.post(
+            f"{running['base']}/api/v1/conversions",
+            data={"profile_id": profile_id, "preset": "fast", "separation": "none"},
+            files={"file": ("damaged.mp3", _mp3_with_a_damaged_frame(), "audio/mpeg")},
+            timeout=60,
+        )
+        assert r.status_code == 202, r.text
+        log = running["log"]
+
+        def said() -> list[dict[str, Any]]:
+            import json
+
+            docs = [
+                json.loads(line) for line in log.read_text(errors="replace").splitlines() if line[:1] == "{"
+            ]
+            return [d for d in docs if "Illegal Audio-MPEG-Header" in d["message"]]
+
+        wait_until(lambda: bool(said()), timeout=30, what="libmpg123's note as a log record", log=log)
+        assert said()[0]["logger"] == "autovoice.stderr"
+        assert said()[0]["level"] == "WARNING"
+        raw = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "MPEG" in line and line[:1] != "{"
+        ]
+        assert raw == []
 
 
 def test_passwords_in_urls_never_reach_the_logs(settings: Settings, tmp_path: Path) -> None:

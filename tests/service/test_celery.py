@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,17 @@ WORKER = "from autovoice.cli.serve import worker; worker(concurrency=1, name='te
 pytestmark = pytest.mark.skipif(not postgres_and_redis(), reason="needs PostgreSQL and Redis on 127.0.0.1")
 
 
-@pytest.fixture
-def distributed(
-    configure: Callable[..., Settings], settings: Settings, tmp_path: Path
+@contextmanager
+def _distributed(
+    configure: Callable[..., Settings],
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    worker: str = WORKER,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """A fresh PostgreSQL schema and Redis database, the settings pointing at them, and a worker."""
+    """A fresh PostgreSQL schema and Redis database, the settings pointing at them, and a worker
+    running ``worker`` (Python code)."""
     import psycopg
     import redis
 
@@ -42,18 +49,28 @@ def distributed(
         "AUTOVOICE_DEVICE": "cpu",
         "AUTOVOICE_LOG_LEVEL": "INFO",
         "AUTOVOICE_RATE_LIMIT": "",  # these tests poll; limits have their own tests
+        **(extra or {}),
     }
     configure(**{k.removeprefix("AUTOVOICE_").lower(): v for k, v in env.items()})
     log = tmp_path / "worker.log"
-    worker = spawn(WORKER, env=env, log=log)
+    proc = spawn(worker, env=env, log=log)
     try:
         wait_until(lambda: "ready" in log.read_text(errors="replace"), timeout=60, what="worker", log=log)
-        yield {"worker": worker, "log": log, "env": env}
+        yield {"worker": proc, "log": log, "env": env}
     finally:
-        stop(worker)
+        stop(proc)
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         redis.Redis.from_url(REDIS).flushdb()
+
+
+@pytest.fixture
+def distributed(
+    configure: Callable[..., Settings], settings: Settings, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    """A fresh PostgreSQL schema and Redis database, the settings pointing at them, and a worker."""
+    with _distributed(configure, settings, tmp_path) as setup:
+        yield setup
 
 
 @pytest.mark.timeout(180)
@@ -123,6 +140,90 @@ def test_killed_worker_job_is_redelivered(
     docs = [json.loads(line) for line in lines if line.startswith("{")]
     assert any("exited with" in d["message"] and "signal 9" in d["message"] for d in docs), lines[-20:]
     assert not [line for line in lines if "exited with" in line and not line.startswith("{")]
+
+
+#: A worker whose pool process dies as it takes a job, before run_job marks it running (a real exit, at
+#: the point where the probe's kills landed).
+DYING_WORKER = (
+    "import os; from celery.signals import task_prerun; "
+    "task_prerun.connect(lambda **_: os._exit(3), weak=False); " + WORKER
+)
+
+
+@pytest.mark.timeout(240)
+def test_a_job_whose_worker_dies_at_start_fails_with_worker_lost(
+    configure: Callable[..., Settings], settings: Settings, tmp_path: Path, profile_id: str, short_clip: Path
+) -> None:
+    """Celery's reject_on_worker_lost puts the message back each time; the worker's main process counts
+    each delivery in the row, fails the job with worker_lost past AUTOVOICE_JOB_MAX_DELIVERIES (3 here)
+    and drops its message, so nothing loops on."""
+    import json
+    import time
+
+    import redis
+
+    limits = {"AUTOVOICE_JOB_MAX_ATTEMPTS": "1", "AUTOVOICE_JOB_MAX_DELIVERIES": "3"}
+    with (
+        _distributed(configure, settings, tmp_path, worker=DYING_WORKER, extra=limits) as setup,
+        running_app() as client,
+    ):
+        job = submit(client, short_clip, profile_id)
+        done = wait_for(
+            client, job["id"], until=lambda j: j["status"] in ("completed", "failed"), timeout=180
+        )
+        log = setup["log"]
+        assert done["status"] == "failed", (done, log.read_text()[-3000:])
+        assert done["error"]["code"] == "worker_lost"
+        assert (done["deliveries"], done["attempts"], done["started_at"]) == (3, 0, None)
+        metrics = client.get("/metrics").text
+        assert 'autovoice_jobs_failed{code="worker_lost"} 1.0' in metrics
+        assert "autovoice_job_deliveries_max 0.0" in metrics  # nothing unfinished any more
+
+        # The message is dropped: neither in the queue nor held unacknowledged, and not delivered again.
+        broker = redis.Redis.from_url(REDIS)
+        wait_until(
+            lambda: broker.llen("autovoice") == 0 and broker.hlen("unacked") == 0,
+            timeout=60,
+            what="the message to be dropped",
+            log=log,
+        )
+
+        def received() -> int:
+            return log.read_text(errors="replace").count("received")
+
+        seen = received()
+        time.sleep(5)
+        assert received() == seen == 4  # three deliveries died; the fourth was refused
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        assert any("worker_lost" in line["message"] for line in lines)
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_killed_whole_leaves_no_temporary_folder_behind(
+    configure: Callable[..., Settings], settings: Settings, tmp_path: Path
+) -> None:
+    """billiard keeps a pymp-* folder in the worker's temporary folder; a worker killed with kill -9
+    cannot remove it. It lives in the worker's own folder, which the next worker to start removes."""
+    import glob
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    root = temp / f"autovoice-{os.getuid()}"
+    with _distributed(configure, settings, tmp_path, extra={"TMPDIR": str(temp)}) as setup:
+        first = setup["worker"]
+        wait_until(lambda: bool(glob.glob(f"{root}/{first.pid}/pymp-*")), timeout=30, what="pymp folder")
+        assert not glob.glob(f"{temp}/pymp-*")  # none in the system temp itself
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        assert (root / str(first.pid)).is_dir()
+        log = tmp_path / "second.log"
+        second = spawn(WORKER, env=setup["env"], log=log)
+        try:
+            wait_until(lambda: "ready" in log.read_text(errors="replace"), timeout=60, what="worker", log=log)
+            assert not (root / str(first.pid)).exists()
+            assert (root / str(second.pid)).is_dir()
+        finally:
+            stop(second)
 
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"

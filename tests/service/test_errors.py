@@ -30,6 +30,8 @@ def _silent_wav(seconds: float, sr: int = 16_000) -> bytes:
 
 
 GOOD = {"preset": "fast", "separation": "none"}
+#: engine_options nested 5,000 deep (35 KB: under the 64 KiB field limit), as the probe sent it.
+DEEP = '{"a":' * 5000 + "1" + "}" * 5000
 # (case, form fields, files, expected status, expected code); "PROFILE" is replaced by the real id.
 CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]], int, str]] = [
     ("corrupt upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", b"RIFF junk" * 50, "audio/wav"))], 415,
@@ -58,10 +60,23 @@ CONVERSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, tuple[str, byt
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_f0_method"),
     ("bad metrics level", {"profile_id": "PROFILE", "metrics": "most"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_metrics_level"),
-    ("bad engine option", {"profile_id": "PROFILE", "engine_options": '{"knn_k": -1}'},
+    ("bad engine option", {"profile_id": "PROFILE", "engine": "world", "engine_options": '{"knn_k": -1}'},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_engine_options"),
-    ("engine options not JSON", {"profile_id": "PROFILE", "engine_options": "{knn"},
+    ("engine options not JSON", {"profile_id": "PROFILE", "engine": "world", "engine_options": "{knn"},
      [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine options 5000 deep", {"profile_id": "PROFILE", "engine": "world", "engine_options": DEEP},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine options 17 deep", {"profile_id": "PROFILE", "engine": "world",
+      "engine_options": '{"a":' * 17 + "1" + "}" * 17},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("demucs without its weights", {"profile_id": "PROFILE", "separation": "demucs"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 409, "model_unavailable"),
+    ("rmvpe without its weights", {"profile_id": "PROFILE", "f0_method": "rmvpe"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 409, "model_unavailable"),
+    ("engine options without engine", {"profile_id": "PROFILE", "engine_options": '{"pitch_shift": 1}'},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 422, "invalid_parameter"),
+    ("engine without its model", {"profile_id": "PROFILE", "engine": "rvc"},
+     [("file", ("x.wav", _wav(2), "audio/wav"))], 404, "model_not_found"),
     ("silent upload", {"profile_id": "PROFILE"}, [("file", ("x.wav", _silent_wav(2), "audio/wav"))], 422,
      "audio_silent"),
     ("pitch out of range", {"profile_id": "PROFILE", "pitch_shift": "99"},
@@ -96,6 +111,7 @@ def test_conversion_bad_input(
     assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     assert set(r.json()["error"]) == {"code", "message", "details"}
     assert "--" not in r.json()["error"]["message"]  # API errors name fields, never CLI flags
+    assert str(settings.data_dir) not in r.text  # nor server paths
     # A refused request leaves nothing behind.
     assert not list((settings.data_dir / "jobs").glob("job_*"))
 
@@ -154,6 +170,47 @@ def test_too_many_profile_files(configure: Callable[..., Settings], profile_id: 
         files = [("files", (f"s{i}.wav", _wav(2), "audio/wav")) for i in range(3)]
         r = client.post("/api/v1/profiles", data={"name": "Many"}, files=files)
         assert (r.status_code, r.json()["error"]["code"]) == (413, "too_many_files")
+        assert "AUTOVOICE_MAX_UPLOAD_FILES" in r.json()["error"]["message"]  # the setting behind the limit
+
+
+def test_too_many_conversion_files_name_the_fields_not_a_setting(client: TestClient, profile_id: str) -> None:
+    files = [
+        ("file", ("a.wav", _wav(2), "audio/wav")),
+        ("accompaniment", ("b.wav", _wav(2), "audio/wav")),
+        ("file", ("c.wav", _wav(2), "audio/wav")),
+    ]
+    r = client.post("/api/v1/conversions", data={**GOOD, "profile_id": profile_id}, files=files)
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["details"]["limit"]) == (413, "too_many_files", 2)
+    # Its cap is fixed: no setting raises it.
+    assert error["message"] == "At most 2 files per request: one 'accompaniment' and one 'file'."
+
+
+def test_a_form_field_given_twice_is_refused(client: TestClient, profile_id: str, settings: Settings) -> None:
+    """Two profile_id fields: which would count is anyone's guess (it was silently the last)."""
+    boundary = "twice"
+    parts = [("profile_id", profile_id), ("profile_id", "prof_000000000000"), ("preset", "fast")]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in parts
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n\r\n'.encode()
+        + _wav(2)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    r = client.post(
+        "/api/v1/conversions",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["details"]) == (
+        422,
+        "invalid_parameter",
+        {"field": "profile_id"},
+    )
+    assert not list((settings.data_dir / "jobs").glob("job_*"))
 
 
 PROFILE_CASES: list[tuple[str, dict[str, Any], list[Any], int, str]] = [
@@ -177,7 +234,8 @@ def test_profile_bad_input(
     client: TestClient, fields: dict[str, Any], files: list[Any], status: int, code: str
 ) -> None:
     if files and files[0][0] == "other":
-        r = client.post("/api/v1/profiles", data=fields, files={"name": (None, "Empty")})
+        # The name as the only part of a multipart form (each field once: a field given twice is refused).
+        r = client.post("/api/v1/profiles", files={"name": (None, fields["name"])})
     else:
         r = client.post("/api/v1/profiles", data=fields, files=files)
     assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
@@ -208,3 +266,90 @@ def test_method_not_allowed(client: TestClient) -> None:
 def test_wrong_verbs_on_finished_job_ids_do_not_touch_files(client: TestClient, tmp_path: Path) -> None:
     r = client.delete("/api/v1/conversions/job_0123456789abcdef")
     assert (r.status_code, r.json()["error"]["code"]) == (404, "job_not_found")
+
+
+def test_deeply_nested_engine_options_exit_2_from_the_cli(
+    profile_id: str, voice_profile: Any, short_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from autovoice.cli import run
+
+    out = tmp_path / "out.wav"
+    args = ["convert", str(short_clip), "-p", voice_profile.name, "-o", str(out), "--json"]
+    assert run([*args, "--engine-options", DEEP]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "invalid_parameter"
+    assert "16 levels" in error["message"]
+    assert not out.exists()
+
+
+def test_weights_missing_are_refused_before_the_job_and_name_the_field(
+    client: TestClient, profile_id: str, settings: Settings
+) -> None:
+    files = [("file", ("x.wav", _wav(2), "audio/wav"))]
+    for field, value in (("separation", "demucs"), ("f0_method", "rmvpe")):
+        r = client.post(
+            "/api/v1/conversions", data={**GOOD, "profile_id": profile_id, field: value}, files=files
+        )
+        error = r.json()["error"]
+        assert (r.status_code, error["code"], error["details"]["field"]) == (409, "model_unavailable", field)
+        assert "autovoice models" in error["message"]  # says how to get them
+    assert not list((settings.data_dir / "jobs").glob("job_*"))  # no job was queued
+
+
+def test_server_paths_in_a_jobs_error_never_reach_the_client(
+    client: TestClient, profile_id: str, settings: Settings
+) -> None:
+    """A job failed in a worker with an operator's error (the model cache's absolute path in its message
+    and details): the API shows the folder by name, and no ``details.path``."""
+    from autovoice.jobs import JobStore, new_job_id
+    from autovoice.storage import BlobStore, Database
+
+    cache = settings.model_cache_dir / "htdemucs" / "955717e8-8726e21a.th"
+    db = Database(settings)
+    store = JobStore(db, BlobStore(settings))
+    job_id = new_job_id()
+    store.create(job_id, kind="conversion", params={"profile_id": profile_id, "input": "input.wav"})
+    store.fail(
+        job_id,
+        {
+            "code": "model_unavailable",
+            "message": f"The htdemucs weights are not in the model cache. Place it at {cache}.",
+            "details": {"name": "htdemucs", "path": str(cache), "tried": [str(settings.data_dir / "x")]},
+        },
+    )
+    db.dispose()
+    error = client.get(f"/api/v1/conversions/{job_id}").json()["error"]
+    assert error["message"] == (
+        "The htdemucs weights are not in the model cache. "
+        "Place it at <model cache>/htdemucs/955717e8-8726e21a.th."
+    )
+    assert error["details"] == {"name": "htdemucs", "tried": ["<data dir>/x"]}
+    with client.websocket_connect(f"/api/v1/conversions/{job_id}/events") as ws:
+        event = ws.receive_json()
+    assert event["type"] == "failed"
+    assert str(settings.data_dir) not in str(event)
+    assert event["error"] == error
+
+
+def test_the_form_schema_keys_engine_options_by_engine(client: TestClient) -> None:
+    """What the conversion form's schema allows is what the server takes: engine_options is the named
+    engine's options (one oneOf branch per engine), and comes with engine."""
+    import jsonschema_rs
+
+    from autovoice.engines import ENGINES
+
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/api/v1/conversions"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schema = body["schema"]
+    assert schema["dependentRequired"] == {"engine_options": ["engine"]}
+    names = [b["properties"]["engine"]["const"] for b in schema["oneOf"] if "properties" in b]
+    assert names == list(ENGINES.names)
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    form = {"file": "x", "profile_id": "prof_000000000000"}
+    assert validator.is_valid({**form, "engine": "rvc", "engine_options": {"index_rate": 0.5}})
+    assert not validator.is_valid({**form, "engine": "world", "engine_options": {"index_rate": 0.5}})
+    assert not validator.is_valid({**form, "engine_options": {}})  # engine_options without engine
+    assert validator.is_valid({**form, "engine": "world"})
+    assert validator.is_valid(form)

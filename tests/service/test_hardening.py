@@ -218,3 +218,25 @@ def test_a_websocket_that_fails_is_closed_1011_and_logged_once(
     assert len([rec for rec in caplog.records if rec.exc_info]) == 1
     access = [rec for rec in caplog.records if getattr(rec, "route", None) == "/wsboom"]
     assert [getattr(rec, "status", None) for rec in access] == [500]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", True),  # a UUID
+        ("3fa9c6e0b1d24c8e9a7f0b2c4d6e8f10", True),  # nginx's $request_id
+        ("req-boom-1", True),
+        ("web.7:42", True),
+        ("av_" + "Zx9-Qw_Er" * 5, False),  # an API key
+        ("Zx9-QwEr" * 6, False),  # a key's secret part: too long for a name, not hex
+        ("x" * 33, False),
+        ("id with spaces", False),
+        ("", False),
+        ("é", False),
+        ("0" * 65, False),
+    ],
+)
+def test_only_request_ids_of_a_safe_shape_are_taken(sent: str, kept: bool) -> None:
+    from autovoice.service.observability import SAFE_REQUEST_ID
+
+    assert bool(SAFE_REQUEST_ID.fullmatch(sent)) is kept

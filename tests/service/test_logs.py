@@ -206,3 +206,44 @@ def test_server_logging_keeps_the_cli_verbosity(
     configure_server_logging(settings.model_copy(update={"log_level": setting}))
     assert configured_level() == expected
     assert logging.getLogger("autovoice").level == expected
+
+
+def test_native_writes_to_stderr_become_json_records(tmp_path: Path) -> None:
+    """In a process that logs JSON: a native write to descriptor 2 and a child process's stderr (what
+    libmpg123 and multiprocessing's resource tracker do) arrive as records; JSON lines pass as they are."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, os, subprocess, sys, time\n"
+        "from autovoice.service.logs import configure_logging, route_native_stderr\n"
+        "configure_logging('INFO', json=True)\n"
+        "assert route_native_stderr()\n"
+        "assert not route_native_stderr()  # once\n"
+        "os.write(2, b'Note: Illegal Audio-MPEG-Header 0x00010203 at offset 2052.\\n')\n"
+        "subprocess.run(['sh', '-c', 'echo resource_tracker: leaked semaphore >&2'], check=True)\n"
+        'os.write(2, b\'{"level": "INFO", "message": "a child logging JSON"}\\n\')\n'
+        "logging.getLogger('autovoice.test').info('ours')\n"
+        "time.sleep(0.5)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    docs = [json.loads(line) for line in run.stderr.splitlines()]  # every line is JSON
+    by_message = {d["message"]: d for d in docs}
+    assert (
+        by_message["Note: Illegal Audio-MPEG-Header 0x00010203 at offset 2052."]["logger"]
+        == "autovoice.stderr"
+    )
+    assert by_message["resource_tracker: leaked semaphore"]["level"] == "WARNING"
+    assert "logger" not in by_message["a child logging JSON"]  # passed on as it was
+    assert by_message["ours"]["logger"] == "autovoice.test"
+
+
+def test_a_text_log_is_left_alone() -> None:
+    from autovoice.service.logs import route_native_stderr
+
+    configure_logging("INFO", json=False, stream=io.StringIO())
+    assert not route_native_stderr()

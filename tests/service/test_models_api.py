@@ -5,6 +5,7 @@ no index row. Checkpoints are random-weights files in the real tools' layouts (`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,20 @@ def test_conversion_checks_the_profile_before_queueing(settings: Settings, rvc: 
             )
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == code
+        # Its content encoder is not installed: refused before the job, as the server's state (409).
+        r = client.post(
+            "/api/v1/conversions",
+            data={"profile_id": pid},
+            files=[("file", ("song.wav", b"RIFF....", "audio/wav"))],
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "model_unavailable"), r.text
+        # A model the profile does not have is a reference to nothing: 404.
+        r = client.post(
+            "/api/v1/conversions",
+            data={"profile_id": pid, "engine": "sovits"},
+            files=[("file", ("song.wav", b"RIFF....", "audio/wav"))],
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "model_not_found"), r.text
 
 
 def test_bad_models_are_refused_and_nothing_is_stored(
@@ -180,7 +195,12 @@ def test_upload_limit_is_enforced_while_streaming(
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_conversion_job_runs_the_profiles_model(
-    settings: Settings, profile_id: str, short_clip: Path, rvc: tuple[Path, Path], tmp_path: Path
+    configure: Callable[..., Settings],
+    settings: Settings,
+    profile_id: str,
+    short_clip: Path,
+    rvc: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     """A profile built from recordings gets an RVC v2 model through the API; a conversion job with auto
     key (the recordings' range) and no engine named runs the model and completes with a report."""
@@ -191,6 +211,7 @@ def test_conversion_job_runs_the_profiles_model(
     # The session profile was built under another data dir, and engines keep the settings they were
     # built with (one per process in real use): start this app's engines afresh.
     CACHE.clear()
+    configure(rate_limit="")  # the job is polled 4 times a second; limits have their own tests
 
     add_local(
         "hubert_base", fakes.write_fairseq_hubert(tmp_path / "h.pt", hidden=768, layers=12, heads=12, ffn=32)

@@ -25,7 +25,7 @@ def test_sqlite_default_wal_and_idempotent_migrations(settings: Settings) -> Non
     assert {"profiles", "jobs", "api_keys", "alembic_version"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     assert db.ping()
     db.dispose()
 
@@ -36,7 +36,8 @@ def test_postgres_url_uses_psycopg3(settings: Settings) -> None:
 
 
 def _upgrade_from_0001(db: Database) -> None:
-    """0001 with a running job in it, then 0002 (heartbeat, requeued); down to 0001 and up again."""
+    """0001 with a running job in it, then 0002 (heartbeat, requeued) and 0003 (deliveries: its attempts,
+    as far as anyone knows); down to 0001 and up again."""
     from alembic import command
     from alembic.config import Config
 
@@ -58,15 +59,16 @@ def _upgrade_from_0001(db: Database) -> None:
         command.upgrade(cfg, "head")
         conn.commit()
         columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
-        assert {"heartbeat_at", "requeued"} <= columns
-        assert conn.execute(text("SELECT heartbeat_at, requeued, status FROM jobs")).one() == (
+        assert {"heartbeat_at", "requeued", "deliveries"} <= columns
+        assert conn.execute(text("SELECT heartbeat_at, requeued, status, deliveries FROM jobs")).one() == (
             None,
             None,
             "running",
+            1,
         )
         command.downgrade(cfg, "0001")
         conn.commit()
-        assert "heartbeat_at" not in {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert not {"heartbeat_at", "deliveries"} & {c["name"] for c in inspect(conn).get_columns("jobs")}
         assert conn.execute(text("SELECT status FROM jobs")).scalar() == "running"
         command.upgrade(cfg, "head")
         conn.commit()
@@ -214,3 +216,52 @@ def test_sqlite_timestamps_come_back_in_utc(settings: Settings) -> None:
         stored = conn.execute(text("SELECT started_at FROM jobs")).scalar()
     assert str(stored).startswith("2026-12-07 07:00:00")
     db.dispose()
+
+
+def _age(path: Path, seconds: float) -> None:
+    import os
+    import time
+
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_the_sweep_removes_crash_debris_and_nothing_live(settings: Settings) -> None:
+    """Debris of crashes (a folder no row owns, a ``.part`` file, a delete cut off half-way) goes once
+    untouched for the given age; what a row owns stays, and so does anything changed more recently
+    (another server may be writing it)."""
+    blobs = BlobStore(settings)
+    jobs = Path(settings.data_dir) / "jobs"
+    owned_old, owned_new = "job_00000000000000a1", "job_00000000000000a2"
+    files = {
+        "cut upload": jobs / "job_00000000000000b1" / "file-0.wav",  # no row, old
+        "live upload": jobs / "job_00000000000000b2" / "file-0.wav",  # no row, being written
+        "half delete": jobs / ".del-job_00000000000000b3-1234abcd" / "mix.wav",
+        "output": jobs / owned_old / "mix.wav",
+        "old part": jobs / owned_old / ".mix.wav.part",
+        "new part": jobs / owned_new / ".report.json.part",
+        "input": jobs / owned_new / "input.wav",
+    }
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    for name in ("cut upload", "half delete", "output", "old part", "input"):
+        _age(files[name], 7200)
+        _age(files[name].parent, 7200)
+    asked: list[list[str]] = []
+
+    def owned(ids: Any) -> set[str]:
+        asked.append(sorted(ids))
+        return {i for i in ids if i in (owned_old, owned_new)}
+
+    swept = blobs.sweep(owned, older_than_s=3600)
+    assert (swept.folders, swept.parts) == (2, 1)
+    assert asked == [sorted([owned_old, owned_new, "job_00000000000000b1", "job_00000000000000b2"])]
+    left = {name for name, path in files.items() if path.exists()}
+    assert left == {"live upload", "output", "new part", "input"}
+    # Nothing else can be writing (an embedded server starting): no age needed, rows still protect.
+    swept = blobs.sweep(owned, older_than_s=0)
+    assert (swept.folders, swept.parts) == (1, 1)
+    assert {name for name, path in files.items() if path.exists()} == {"output", "input"}
+    empty = BlobStore(settings.model_copy(update={"data_dir": Path(settings.data_dir) / "none"}))
+    assert empty.sweep(owned, older_than_s=0).folders == 0  # no jobs/ yet

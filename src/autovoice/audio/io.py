@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
+from autovoice.audio.validate import check_channels
 from autovoice.config import Settings, get_settings
 from autovoice.errors import (
     AudioError,
@@ -85,7 +86,30 @@ def probe(path: str | os.PathLike[str], *, settings: Settings | None = None) -> 
             )
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass
+    declared = _wav_channels(_head(p, 4096))
+    if declared is not None:
+        # More channels than the decoders open (libsndfile stops at 1,024): say that, not "not audio".
+        check_channels(declared, settings=settings)
     return _probe_ffmpeg(p)
+
+
+def _wav_channels(head: bytes) -> int | None:
+    """The channel count a WAV (RIFF or RF64) header announces in its ``fmt`` chunk, from the file's first
+    bytes; ``None`` when they hold no such chunk."""
+    import struct
+
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], struct.unpack("<I", head[at + 4 : at + 8])[0]
+        if chunk == b"fmt ":
+            # A real fmt chunk is 16..40 bytes (PCM, float, extensible); anything else is no header.
+            if not 16 <= size <= 64 or at + 12 > len(head):
+                return None
+            return int(struct.unpack("<H", head[at + 10 : at + 12])[0])
+        at += 8 + size + (size & 1)  # chunks are padded to an even size
+    return None
 
 
 def _probe_ffmpeg(p: Path) -> AudioInfo:

@@ -52,11 +52,8 @@ def check_samples(y: np.ndarray) -> np.ndarray:
     return arr
 
 
-def check_limits(*, duration_s: float, sr: int, channels: int, settings: Settings | None = None) -> None:
-    """Reject durations, sample rates and channel counts outside the configured limits.
-
-    Cheap: works on probed metadata, so a 3-hour file is refused before it is decoded.
-    """
+def check_channels(channels: int, *, settings: Settings | None = None) -> None:
+    """``too_many_channels`` unless ``channels`` is within 1..``settings.max_channels``."""
     s = settings or get_settings()
     if channels < 1 or channels > s.max_channels:
         raise AudioError(
@@ -65,6 +62,15 @@ def check_limits(*, duration_s: float, sr: int, channels: int, settings: Setting
             "Downmix to mono or stereo first.",
             {"channels": channels, "max_channels": s.max_channels},
         )
+
+
+def check_limits(*, duration_s: float, sr: int, channels: int, settings: Settings | None = None) -> None:
+    """Reject durations, sample rates and channel counts outside the configured limits.
+
+    Cheap: works on probed metadata, so a 3-hour file is refused before it is decoded.
+    """
+    s = settings or get_settings()
+    check_channels(channels, settings=s)
     if not s.min_sample_rate <= sr <= s.max_sample_rate:
         raise AudioError(
             "unsupported_sample_rate",

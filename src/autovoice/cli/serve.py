@@ -110,11 +110,12 @@ def worker(
     """Run a Celery worker for distributed mode (needs AUTOVOICE_BROKER_URL and AUTOVOICE_DATABASE_URL)."""
     from autovoice.config import get_settings
     from autovoice.jobs.worker import run_worker
-    from autovoice.service.logs import configure_server_logging
+    from autovoice.service.logs import configure_server_logging, route_native_stderr
     from autovoice.service.observability import worker_metrics
 
     settings = get_settings()
     configure_server_logging(settings)
+    route_native_stderr()  # the pool processes' native stderr lines (libmpg123) as JSON records
     observer, serve_metrics = worker_metrics(settings)  # AUTOVOICE_WORKER_METRICS_PORT
     run_worker(
         settings,

@@ -38,6 +38,7 @@ from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs.events import ChannelBus, EventBus
 from autovoice.jobs.task import JobContext, JobObserver, current_job_id
+from autovoice.jobs.tempdirs import sweep_tempdirs, use_private_tempdir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +104,7 @@ def _child_init(settings: Settings, channel: Any, stopping: Any, levels: dict[st
     global _child
     from autovoice.storage import Database
 
+    use_private_tempdir()  # a kill -9 leaves multiprocessing's pymp-* folder where the server sweeps it
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     if settings.worker_nice and hasattr(os, "nice"):
@@ -236,6 +238,10 @@ class WorkerPool:
 
     # - life cycle
     def _new_generation(self) -> _Generation:
+        try:
+            sweep_tempdirs()  # of children killed before (the ones being replaced now, or a crashed run's)
+        except OSError as exc:
+            log.warning("could not sweep the temporary folders of dead worker processes: %s", exc)
         channel = self._mp.Queue()
         stopping = self._mp.Event()
         levels = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
@@ -15,10 +16,11 @@ from typing import Protocol
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError
 from autovoice.jobs.celery_app import TASK_NAME, make_celery
+from autovoice.jobs.liveness import effective_stale_after_s, worker_alive
 from autovoice.jobs.pool import WorkerCrashedError, WorkerPool, run_job_here
-from autovoice.jobs.reaper import Reaper
-from autovoice.jobs.store import JobStore
-from autovoice.jobs.task import JobContext, worker_alive
+from autovoice.jobs.reaper import DEBRIS_AGE_S, Reaper
+from autovoice.jobs.store import WORKER_LOST, JobStore, max_deliveries
+from autovoice.jobs.task import JobContext, event_for
 from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,15 @@ def _reaper(ctx: JobContext, store: JobStore, submit: Callable[[str], None]) -> 
 
 def _watch(ctx: JobContext, store: JobStore) -> None:
     """Let the process's observer (Prometheus metrics) read the running jobs' heartbeat and progress
-    ages at scrape time (``autovoice_job_heartbeat_age_seconds``, ``..._without_progress_seconds``)."""
+    ages at scrape time (``autovoice_job_heartbeat_age_seconds``, ``..._without_progress_seconds``), the
+    most deliveries of a job (``autovoice_job_deliveries_max``) and the failed jobs by error code
+    (``autovoice_jobs_failed``)."""
     watch = getattr(ctx.observer, "watch_running", None)
     if callable(watch):
         watch(store.running_ages)
+    deliveries = getattr(ctx.observer, "watch_deliveries", None)
+    if callable(deliveries):
+        deliveries(store.most_deliveries, store.failed_by_code)
 
 
 class JobQueue(Protocol):
@@ -70,9 +77,15 @@ class LocalQueue:
     conversion's CPU work (nor on the GIL it would hold in a thread), and each process keeps its models
     loaded between jobs. Progress reaches the server's event bus, metrics and logs through the pool.
 
+    Jobs wait in the queue's own backlog and are handed to the pool one per free worker, each hand-off
+    counted in the job's row (``deliveries``, :meth:`~autovoice.jobs.store.JobStore.deliver`): so a
+    worker's death concerns only the jobs it had, never the ones waiting behind them.
+
     A worker process that dies mid-job (``kill -9``, the OOM killer) takes no job with it: its job goes
     back to ``queued`` (``requeued = "worker_lost"``) and runs again in a new process, its ``attempts``
-    one higher, up to ``job_max_attempts`` (then ``job_attempts_exhausted``).
+    one higher, up to ``job_max_attempts`` (then ``job_attempts_exhausted``). A worker that dies before
+    it starts its job (at start-up, or killed as it appears) counts no attempt: the job is sent again
+    until its deliveries pass ``job_max_deliveries``, then fails with ``worker_lost``.
 
     Parameters
     ----------
@@ -89,14 +102,26 @@ class LocalQueue:
         self.workers = max(int(workers), 1)
         self._pool: WorkerPool | None = None
         self._futures: set[Future[str]] = set()
+        self._backlog: deque[str] = deque()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._closing = False
+        self._dispatcher: threading.Thread | None = None
         self._reaper: Reaper | None = None
 
     def start(self) -> None:
         self._pool = WorkerPool(
             self.ctx.settings, workers=self.workers, name="jobs", bus=self.ctx.bus, observer=self.ctx.observer
         )
+        self._closing = False
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="autovoice-jobs-dispatch", daemon=True
+        )
+        self._dispatcher.start()
         store = JobStore(self.ctx.db, self.ctx.blobs)
+        # Before any job runs again, and before requests: in embedded mode no other process writes the
+        # job folders, so whatever a crash left (an upload without its row, a partial output) goes now.
+        store.sweep_debris(older_than_s=0)
         pending = store.unfinished_ids()
         if pending:
             # Nothing else runs jobs in embedded mode: whatever is `running` now was cut off by a crash.
@@ -111,18 +136,63 @@ class LocalQueue:
         _watch(self.ctx, store)
 
     def submit(self, job_id: str) -> None:
-        pool = self._pool
-        if pool is None:
+        self._enqueue(job_id, first=False)
+
+    def _enqueue(self, job_id: str, *, first: bool) -> None:
+        if self._pool is None:
             raise QueueUnavailableError("queue_unavailable", "The job queue is not running.")
+        with self._changed:
+            if job_id not in self._backlog:
+                if first:
+                    self._backlog.appendleft(job_id)
+                else:
+                    self._backlog.append(job_id)
+            self._changed.notify_all()
+
+    def _dispatch(self) -> None:
+        """The dispatcher thread: hands the backlog's jobs to the pool, one per free worker."""
+        while True:
+            with self._changed:
+                while not self._closing and (not self._backlog or len(self._futures) >= self.workers):
+                    self._changed.wait()
+                if self._closing:
+                    return
+                job_id = self._backlog.popleft()
+            try:
+                self._send(job_id)
+            except Exception as exc:  # one job's trouble must not stop the queue
+                log.error("job %s could not be sent to a worker: %s", job_id, exc, exc_info=exc)
+
+    def _send(self, job_id: str) -> None:
+        settings = self.ctx.settings
+        store = JobStore(self.ctx.db, self.ctx.blobs)
+        try:
+            verdict = store.deliver(
+                job_id, limit=max_deliveries(settings), stale_after_s=effective_stale_after_s(settings)
+            )
+        except Exception as exc:  # the database is away: run_job will say so (and be retried)
+            log.warning("job %s: its delivery could not be counted (%s); sending it anyway", job_id, exc)
+            verdict = "send"
+        if verdict == "failed":
+            _report_undeliverable(self.ctx, store, job_id)
+            return
+        pool = self._pool
+        if verdict == "skip" or pool is None:
+            return
         future = pool.submit(run_job_here, job_id)
-        with self._lock:
+        with self._changed:
             self._futures.add(future)
         future.add_done_callback(lambda f: self._done(job_id, f))
 
     def _done(self, job_id: str, future: Future[str]) -> None:
-        with self._lock:
+        with self._changed:
             self._futures.discard(future)
-        if future.cancelled():
+            self._changed.notify_all()
+        if future.cancelled():  # never reached a worker (the pool is shutting down): not a delivery
+            try:
+                JobStore(self.ctx.db, self.ctx.blobs).undeliver(job_id)
+            except Exception as undo:
+                log.warning("job %s: a cancelled delivery could not be taken back: %s", job_id, undo)
             return
         exc = future.exception()
         if isinstance(exc, WorkerCrashedError):
@@ -133,15 +203,21 @@ class LocalQueue:
             log.error("job %s could not be run: %s", job_id, exc, exc_info=exc)
 
     def _recover(self, job_id: str) -> None:
-        """The process running (or about to run) ``job_id`` died: back to ``queued`` and into the new
-        pool; :func:`~autovoice.jobs.task.run_job` counts the attempt."""
+        """The process running (or about to run) ``job_id`` died: a job it had started goes back to
+        ``queued`` (:func:`~autovoice.jobs.task.run_job` counts the next attempt); a queued one is sent
+        again first (its next delivery is counted, and bounded); one still running in a surviving worker
+        of the broken pool is left to it."""
         try:
             if _requeue_orphaned(self.ctx, job_id):
                 log.warning("job %s lost its worker process; re-queued", job_id)
                 on_requeue = getattr(self.ctx.observer, "job_requeued", None)
                 if callable(on_requeue):
                     on_requeue("worker_lost")
-            self.submit(job_id)
+            status = JobStore(self.ctx.db, self.ctx.blobs).get(job_id)["status"]
+            if status == "queued":
+                self._enqueue(job_id, first=True)
+            elif status == "running":
+                log.info("job %s still runs in a worker of the broken pool; left to it", job_id)
         except Exception as exc:  # the database or the queue is away: the reaper retries later
             log.warning("job %s could not be re-queued after its worker died: %s", job_id, exc)
 
@@ -158,9 +234,31 @@ class LocalQueue:
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout=30)
+            self._dispatcher = None
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _report_undeliverable(ctx: JobContext, store: JobStore, job_id: str) -> None:
+    """A job just failed with ``worker_lost`` at its hand-off: say so (log, event, metric)."""
+    snapshot = store.get(job_id)
+    error = snapshot.get("error") or {}
+    log.error("job %s failed: %s", job_id, error.get("message", WORKER_LOST))
+    ctx.bus.publish(job_id, event_for(snapshot))
+    if ctx.observer is not None:
+        ctx.observer.job_finished(
+            kind=str(snapshot["kind"]),
+            preset=str(snapshot["params"].get("preset", "")),
+            status="failed",
+            seconds=0.0,
+            rtf=None,
+        )
 
 
 def _requeue_orphaned(ctx: JobContext, job_id: str) -> bool:
@@ -211,6 +309,8 @@ class CeleryQueue:
         if self.ctx is None:
             return
         store = JobStore(self.ctx.db, self.ctx.blobs)
+        # Other servers and the workers share the data dir: only what has been untouched for long.
+        store.sweep_debris(older_than_s=DEBRIS_AGE_S)
         self._reaper = _reaper(self.ctx, store, self.submit)
         self._reaper.start()
         _watch(self.ctx, store)

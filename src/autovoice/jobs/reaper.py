@@ -7,21 +7,31 @@ message again only after its visibility timeout (1.25 x ``job_time_limit_s`` + 6
 process runs one :class:`Reaper` thread that, every ``job_heartbeat_s``, moves such jobs (heartbeat older
 than ``job_stale_after_s``) back to ``queued`` with ``requeued = "worker_lost"`` and sends their ids to
 the queue again; :func:`autovoice.jobs.task.run_job` then counts the new attempt.
+
+Once every :data:`DEBRIS_SWEEP_S` it also removes crash debris from the job folders
+(:meth:`~autovoice.jobs.store.JobStore.sweep_debris`): folders no row owns and ``.part`` files untouched
+for :data:`DEBRIS_AGE_S` (servers sharing the data dir may be writing younger ones).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from autovoice.config import Settings
+from autovoice.jobs.liveness import effective_stale_after_s
 from autovoice.jobs.store import JobStore
-from autovoice.jobs.task import effective_stale_after_s
 from autovoice.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
+#: How long crash debris (a job folder no row owns, a ``.part`` file) must be untouched to be swept while
+#: servers run: an upload or an output being written changes far more often.
+DEBRIS_AGE_S = 3600.0
+#: How often the reaper sweeps it.
+DEBRIS_SWEEP_S = 3600.0
 
 
 class Reaper:
@@ -66,11 +76,18 @@ class Reaper:
             self._thread = None
 
     def _loop(self) -> None:
+        swept_at = time.monotonic()
         while not self._stop.wait(self.interval_s):
             try:
                 self.sweep()
             except Exception as exc:  # the database is away: the next sweep tries again
                 log.warning("reaper: sweep failed: %s", exc)
+            if time.monotonic() - swept_at >= DEBRIS_SWEEP_S:
+                swept_at = time.monotonic()
+                try:
+                    self.store.sweep_debris(older_than_s=DEBRIS_AGE_S)
+                except Exception as exc:  # the database or the data dir is away: next time
+                    log.warning("reaper: debris sweep failed: %s", exc)
 
     def sweep(self) -> list[str]:
         """Re-queue the jobs that lost their worker now; returns their ids."""

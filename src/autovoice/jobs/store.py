@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 
+from autovoice.config import Settings
 from autovoice.errors import NotFoundError
+from autovoice.jobs.liveness import worker_alive
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, check_id
+from autovoice.storage.blobs import Swept
 from autovoice.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+#: The error of a job failed because its worker kept dying before it could start it.
+WORKER_LOST = "worker_lost"
+#: The error codes always reported by ``autovoice_jobs_failed`` (0 when none): the ones alerts watch.
+WATCHED_CODES = (WORKER_LOST, "job_attempts_exhausted")
+#: What :meth:`JobStore.deliver` decided.
+Verdict = Literal["send", "skip", "failed"]
+
+
+def max_deliveries(settings: Settings) -> int:
+    """``job_max_deliveries``, but never under ``job_max_attempts + 1``: a job whose worker dies while
+    running it is failed by its attempts (``job_attempts_exhausted``) before its deliveries run out."""
+    return max(settings.job_max_deliveries, settings.job_max_attempts + 1)
 
 
 def new_job_id() -> str:
@@ -34,6 +54,7 @@ def job_snapshot(row: JobRow) -> dict[str, Any]:
         "metrics": dict(row.metrics) if row.metrics else None,
         "error": dict(row.error) if row.error else None,
         "attempts": row.attempts,
+        "deliveries": row.deliveries,
         "device": row.device,
         "cancel_requested": row.cancel_requested,
         "requeued": row.requeued,
@@ -63,6 +84,7 @@ class JobStore:
                 progress=0.0,
                 stage="queued",
                 attempts=0,
+                deliveries=0,
                 cancel_requested=False,
             )
             s.add(row)
@@ -140,6 +162,88 @@ class JobStore:
                 if row.status == "running":
                     row.status, row.stage, row.updated_at = "queued", "requeued", utcnow()
                     row.requeued, row.heartbeat_at = reason, None
+
+    def deliver(self, job_id: str, *, limit: int, stale_after_s: float) -> Verdict:
+        """Count one delivery of job ``job_id`` to a worker process, before the worker gets it.
+
+        ``send`` (counted: hand it over), ``skip`` (gone or finished: nothing to run), or ``failed``: this
+        delivery would be past ``limit`` and no live worker runs the job, so it was failed here with
+        ``worker_lost`` (and not counted).
+
+        One transaction with the row locked, so concurrent deliveries (a broker's redelivery, the
+        reaper's re-send, another server) each count once.
+        """
+        with self.db.session() as s:
+            row = s.get(JobRow, job_id, with_for_update=True)
+            if row is None or row.status in FINAL_STATUSES:
+                return "skip"
+            row.deliveries = int(row.deliveries or 0) + 1
+            if row.deliveries <= limit:
+                return "send"
+            if row.status == "running" and worker_alive(row.worker, row.heartbeat_at, stale_after_s):
+                return "send"  # a duplicate of a delivery that runs elsewhere: that run finishes it
+            now = utcnow()
+            row.status, row.stage, row.finished_at, row.updated_at = "failed", "failed", now, now
+            row.heartbeat_at = None
+            row.error = {
+                "code": WORKER_LOST,
+                "message": f"The job was handed to a worker process {row.deliveries - 1} times and the "
+                "worker died each time before finishing it (most often before it could start: the worker "
+                "cannot start, or is killed, e.g. by the OOM killer). The worker's log says why.",
+                "details": {"deliveries": row.deliveries - 1, "attempts": int(row.attempts or 0)},
+            }
+            row.deliveries -= 1  # this one was not made
+            return "failed"
+
+    def undeliver(self, job_id: str) -> None:
+        """Take back a delivery that never reached a worker (its hand-off was cancelled)."""
+        with self.db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued", JobRow.deliveries > 0)
+                .values(deliveries=JobRow.deliveries - 1)
+                .execution_options(synchronize_session=False)
+            )
+
+    def most_deliveries(self) -> int:
+        """The most deliveries of one ``queued`` or ``running`` job (0 when none): a job its workers keep
+        dying on climbs towards ``job_max_deliveries``."""
+        with self.db.session() as s:
+            most = s.scalar(
+                select(func.max(JobRow.deliveries)).where(JobRow.status.in_(("queued", "running")))
+            )
+        return int(most or 0)
+
+    def failed_by_code(self) -> dict[str, int]:
+        """Failed jobs still stored, by their error's code (those of :data:`WATCHED_CODES` always)."""
+        code = JobRow.error["code"].as_string()
+        with self.db.session() as s:
+            rows = s.execute(select(code, func.count()).where(JobRow.status == "failed").group_by(code)).all()
+        counts = dict.fromkeys(WATCHED_CODES, 0)
+        for name, n in rows:
+            counts[str(name or "unknown")] = int(n)
+        return counts
+
+    def sweep_debris(self, *, older_than_s: float) -> Swept:
+        """Remove crash debris from the job folders (:meth:`~autovoice.storage.BlobStore.sweep`): folders
+        no row owns, ``.part`` files; each untouched for ``older_than_s`` seconds."""
+        swept = self.blobs.sweep(self._existing, older_than_s=older_than_s)
+        if swept.folders or swept.parts:
+            log.info(
+                "removed crash debris from the job folders: %d without a job, %d partial files",
+                swept.folders,
+                swept.parts,
+            )
+        return swept
+
+    def _existing(self, job_ids: Collection[str]) -> set[str]:
+        """Those of ``job_ids`` that have a row."""
+        ids, found = list(job_ids), set[str]()
+        with self.db.session() as s:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                found.update(s.scalars(select(JobRow.id).where(JobRow.id.in_(batch))).all())
+        return found
 
     def requeue_lost(self, stale_after_s: float) -> list[str]:
         """Put back to ``queued`` (``requeued = "worker_lost"``) every ``running`` job whose heartbeat is

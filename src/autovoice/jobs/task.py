@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from autovoice.config import Settings
 from autovoice.errors import AutoVoiceError, CancelledError
 from autovoice.jobs.events import EventBus
+from autovoice.jobs.liveness import effective_stale_after_s, worker_alive
 from autovoice.storage import FINAL_STATUSES, BlobStore, Database, JobRow, ProfileIndex, blobs
 from autovoice.storage.space import storage_error
 from autovoice.storage.tables import utcnow
@@ -39,35 +39,6 @@ class JobInterrupted(Exception):  # noqa: N818 - not an error: the process is st
 
 class JobSuperseded(Exception):  # noqa: N818 - not an error: another process owns the job now
     """The job was re-queued (its heartbeat went stale) and taken by another run: this one stops."""
-
-
-def worker_alive(worker: str | None, heartbeat_at: datetime | None, stale_after_s: float) -> bool:
-    """Whether the process named ``worker`` (``host:pid``) may still be running its job.
-
-    Its heartbeat must be younger than ``stale_after_s``; on this host the process must also still run
-    (a killed pool child is seen dead at once, even while it is an unreaped zombie).
-    """
-    if not worker or heartbeat_at is None:
-        return False
-    if heartbeat_at.tzinfo is None:
-        heartbeat_at = heartbeat_at.replace(tzinfo=UTC)
-    if (utcnow() - heartbeat_at).total_seconds() >= stale_after_s:
-        return False
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return _process_running(int(pid))
-    return True
-
-
-def _process_running(pid: int) -> bool:
-    import psutil
-
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:  # someone else's process: it exists
-        return True
 
 
 class Heartbeat:
@@ -236,11 +207,6 @@ def _run(job_id: str, ctx: JobContext) -> str:
         return _work(job_id, kind, params, ctx)
 
 
-def effective_stale_after_s(settings: Settings) -> float:
-    """``job_stale_after_s``, but never under three heartbeats (one late beat is not a lost worker)."""
-    return max(settings.job_stale_after_s, 3 * settings.job_heartbeat_s)
-
-
 def _work(job_id: str, kind: str, params: dict[str, Any], ctx: JobContext) -> str:
     started = time.perf_counter()
     status, rtf = "failed", None
@@ -261,6 +227,7 @@ def _work(job_id: str, kind: str, params: dict[str, Any], ctx: JobContext) -> st
                 row.status, row.stage, row.updated_at = "queued", "interrupted", utcnow()
                 row.requeued, row.heartbeat_at = "shutdown", None
                 row.attempts = max(row.attempts - 1, 0)  # not the job's fault
+                row.deliveries = max(row.deliveries - 1, 0)
         log.info("job %s interrupted by shutdown; it will run again on the next start", job_id)
         return "queued"
     except CancelledError as exc:

@@ -80,9 +80,15 @@ def run_worker(
     from autovoice.storage.space import require_writable
 
     require_writable(s.data_dir)  # a read-only or full shared data dir: one clear error, not a job's
+    from autovoice.jobs.tempdirs import sweep_tempdirs, use_private_tempdir
+
+    # billiard keeps a pymp-* folder that a worker killed whole leaves behind: in a folder of this
+    # process's own, swept by the next worker (or embedded server) that starts on this host.
+    sweep_tempdirs()
+    use_private_tempdir()
     Database(s).migrate()  # before forking, so children find the schema in place
     keep_our_logging()
-    app = make_celery(s, observer=observer)
+    app = make_celery(s, observer=observer, worker=True)
     if on_child_start is not None:
         from celery.signals import worker_process_init
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 #: Transposition limits, semitones.
 MAX_PITCH_SHIFT = 24.0
+#: How deeply engine options may nest (an engine's own options are flat): a hostile document 5,000 levels
+#: deep must not exhaust the recursion of the JSON parser or of what reads it later.
+MAX_OPTIONS_DEPTH = 16
 #: Field -> (error code, how a user names it) for values outside a set of choices.
 _CHOICE_CODES: dict[str, tuple[str, str]] = {
     "engine": ("unknown_engine", "engine"),
@@ -79,6 +82,8 @@ class ConversionOptions(BaseModel):
                 return json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not a JSON object ({exc.msg})") from None
+            except RecursionError:
+                raise ValueError(f"nested more than {MAX_OPTIONS_DEPTH} levels deep") from None
         return value
 
     @model_validator(mode="after")
@@ -125,6 +130,12 @@ def parse_options(cls: type[_Options], data: Mapping[str, Any] | None, fields: M
     except ValidationError as exc:
         raise _parameter_error(cls, exc, raw) from None
     values = dict(opts)  # the bound only promises a model with these two fields
+    if nesting(values["engine_options"]) > MAX_OPTIONS_DEPTH:
+        raise ParameterError(
+            "invalid_parameter",
+            f"Invalid engine_options: nested more than {MAX_OPTIONS_DEPTH} levels deep.",
+            {"field": "engine_options", "max_depth": MAX_OPTIONS_DEPTH},
+        )
     engine = str(values["engine"])
     model = ENGINES.get(engine).options_model()
     if model is not None:
@@ -134,6 +145,21 @@ def parse_options(cls: type[_Options], data: Mapping[str, Any] | None, fields: M
             raise options_error(engine, exc) from None
         opts = opts.model_copy(update={"engine_options": checked})
     return opts
+
+
+def nesting(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` has (0 for a scalar, 1 for ``{}``); counted without
+    recursion, and no further than one level past :data:`MAX_OPTIONS_DEPTH`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_OPTIONS_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _parameter_error(cls: type[BaseModel], exc: ValidationError, raw: Mapping[str, Any]) -> ParameterError:

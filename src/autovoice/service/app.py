@@ -100,6 +100,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from autovoice.service.auth import api_key_required
+    from autovoice.service.bodies import BodyDeadline
     from autovoice.service.docs import install_docs
     from autovoice.service.errors import install_error_handlers
     from autovoice.service.observability import Metrics, RequestMiddleware
@@ -164,6 +165,7 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID", "Location"],
         )
+    app.add_middleware(BodyDeadline)  # inside the request middleware: its 408 is logged and counted
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for module in (health, profiles, conversions, engines, tts):
         app.include_router(module.router)
@@ -207,7 +209,7 @@ def serve(
     import uvicorn
 
     from autovoice.service.banner import startup_banner
-    from autovoice.service.logs import configure_server_logging
+    from autovoice.service.logs import configure_server_logging, route_native_stderr
 
     s = settings or get_settings()
     n = s.server_workers if workers is None else workers
@@ -225,6 +227,7 @@ def serve(
     # Before uvicorn: a read-only or full data dir is one line from the CLI (exit 1), not a start-up trace.
     require_writable(s.data_dir)
     configure_server_logging(s)
+    route_native_stderr()  # libmpg123, the resource tracker, children: JSON records, not raw lines
     if n > 1:
         _serve_processes(s, host, port, n, banner=banner)
         return
@@ -256,10 +259,11 @@ def serve(
 def worker_app() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory when ``server_workers`` > 1)."""
     from autovoice.models.devices import one_compute_thread
-    from autovoice.service.logs import configure_server_logging
+    from autovoice.service.logs import configure_server_logging, route_native_stderr
 
     s = get_settings()
     configure_server_logging(s)
+    route_native_stderr()
     one_compute_thread()
     return create_app(s, multiprocess_metrics=True)
 

@@ -8,6 +8,7 @@ with no stack trace (the trace goes to the server log with the request id).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,15 +33,74 @@ class RateLimitedError(AutoVoiceError):
     http_status = 429
 
 
+class CarriedError(StarletteHTTPException):
+    """An :class:`AutoVoiceError` raised where only an ``HTTPException`` passes unchanged (a request
+    body's ``receive``, while FastAPI reads the body): answered as the error it carries."""
+
+    def __init__(self, error: AutoVoiceError) -> None:
+        super().__init__(status_code=error.http_status, detail=error.message)
+        self.error = error
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def _server_roots() -> list[tuple[str, str]]:
+    """(server folder, the name a client sees instead), longest first: the model cache, the data dir,
+    the installation, the temporary folder and the home folder, as given and resolved."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from autovoice.config import get_settings
+
+    settings = get_settings()
+    named = [
+        (settings.model_cache_dir, "<model cache>"),
+        (settings.data_dir, "<data dir>"),
+        (Path(sys.prefix), "<installation>"),
+        (Path(sys.base_prefix), "<installation>"),
+        (Path(tempfile.gettempdir()), "<temp dir>"),
+        (Path.home(), "~"),
+    ]
+    roots: dict[str, str] = {}
+    for folder, name in named:
+        for form in {str(folder), str(folder.resolve())}:
+            if len(form) > 1:
+                roots.setdefault(form.rstrip("/"), name)
+    return sorted(roots.items(), key=lambda item: -len(item[0]))
+
+
+def _redact(value: Any, roots: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for root, name in roots:
+            value = re.sub(re.escape(root) + r"(?=[/\s'\"),.;:]|$)", name, value)
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, roots) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, roots) for v in value]
+    return value
+
+
+def public_error(doc: dict[str, Any]) -> dict[str, Any]:
+    """An error document (``code``, ``message``, ``details``) as a client may see it: server paths never
+    reach clients. ``details.path`` (where library errors name a local file) is dropped, and the server's
+    folders in the message and the other details become names (``<model cache>/htdemucs/...``): a job's
+    stored error came from a worker that wrote them for its operator."""
+    roots = _server_roots()
+    details = {k: v for k, v in dict(doc.get("details") or {}).items() if k != "path"}
+    return {
+        **doc,
+        "message": _redact(str(doc.get("message", "")), roots),
+        "details": _redact(details, roots),
+    }
+
+
 def error_response(exc: AutoVoiceError, headers: dict[str, str] | None = None) -> JSONResponse:
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
-    # Library errors name local files in details["path"]; a client never sees server paths.
-    details = {k: v for k, v in exc.details.items() if k != "path"}
-    return JSONResponse(error_body(exc.code, exc.message, details), status_code=status, headers=headers)
+    return JSONResponse({"error": public_error(exc.to_dict())}, status_code=status, headers=headers)
 
 
 def internal_error_response(request_id: str) -> JSONResponse:
@@ -123,6 +183,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, CarriedError):
+            return await on_autovoice_error(request, exc.error)
         code = _HTTP_CODES.get(exc.status_code, "http_error" if exc.status_code < 500 else "internal_error")
         message = str(exc.detail) if exc.status_code < 500 else "Internal server error."
         if exc.status_code == 404 and message == "Not Found":

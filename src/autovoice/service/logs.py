@@ -241,3 +241,80 @@ def configured_level() -> int | None:
         if isinstance(handler, _Handler):
             return handler.autovoice_level
     return None
+
+
+#: The logger of what was written straight to file descriptor 2 (see :func:`route_native_stderr`).
+STDERR_LOGGER = "autovoice.stderr"
+
+
+def route_native_stderr() -> bool:
+    """Keep a JSON log JSON: what is written straight to file descriptor 2, by native code (libmpg123's
+    "Note: Illegal Audio-MPEG-Header") or by child processes that inherit it (multiprocessing's resource
+    tracker, a pool child's C library), becomes a log record of :data:`STDERR_LOGGER`, one per line.
+
+    File descriptor 2 becomes a pipe read by a daemon thread; the log handler writes to the original
+    stderr instead. Only when :func:`configure_logging` logs JSON lines to stderr (a terminal's text log
+    is left alone); once per process. Returns whether it did. Call it in a server or worker process before
+    it starts children, so that they inherit the pipe.
+    """
+    import os
+    import threading
+
+    handler = next((h for h in logging.getLogger().handlers if isinstance(h, _Handler)), None)
+    if (
+        handler is None
+        or not isinstance(handler.formatter, JsonFormatter)
+        or getattr(handler.stream, "fileno", None) is None
+        or handler.stream is not sys.stderr
+    ):
+        return False
+    try:
+        if handler.stream.fileno() != 2:
+            return False
+    except (OSError, ValueError):  # a stream without a descriptor (captured by a test runner)
+        return False
+    handler.flush()
+    original = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    handler.setStream(original)
+    threading.Thread(
+        target=_pump_stderr, args=(read_end, original), name="autovoice-stderr", daemon=True
+    ).start()
+    return True
+
+
+def _pump_stderr(fd: int, original: TextIO) -> None:
+    """Each line that arrives on the pipe: a JSON log line as it is, anything else as a log record."""
+    import os
+
+    log = logging.getLogger(STDERR_LOGGER)
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        pending = b""
+        while True:
+            try:
+                chunk = pipe.read(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                _one_stderr_line(raw.decode("utf-8", "replace").rstrip("\r"), log, original)
+
+
+def _one_stderr_line(line: str, log: logging.Logger, original: TextIO) -> None:
+    if not line.strip():
+        return
+    try:  # never let one line stop the pump: writers would block once the pipe is full
+        if line.startswith("{"):
+            try:
+                if isinstance(jsonlib.loads(line), dict):
+                    original.write(line + "\n")  # already a log line (a child that logs JSON itself)
+                    return
+            except ValueError:
+                pass
+        log.warning("%s", line, extra={"source": "stderr"})
+    except Exception:  # nosec B110 # the log itself failing has nowhere left to be reported
+        pass

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import sys
 import time
 import uuid
@@ -41,6 +42,11 @@ __all__ = [
 T = TypeVar("T")
 
 log = logging.getLogger("autovoice.service")
+#: The ``X-Request-ID`` a client or proxy may choose (else the server makes one): hex digits and dashes,
+#: up to 64 (nginx's ``$request_id``, UUIDs), or up to 32 letters, digits, ``.``, ``:`` and ``-``
+#: (``req-42``). Whatever else it sends (an API key, pasted into the wrong header, is 46 characters with an
+#: underscore) never reaches the log or the response.
+SAFE_REQUEST_ID = re.compile(r"[0-9a-fA-F-]{8,64}|[A-Za-z0-9][A-Za-z0-9.:-]{0,31}")
 _RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
@@ -56,6 +62,9 @@ class _StateCollector(Collector):
         self.queue_age = queue_age
         #: Set by the job queue at start (:meth:`Metrics.watch_running`): ages of the running jobs.
         self.running_ages: Callable[[], dict[str, float]] | None = None
+        #: Set by the job queue at start (:meth:`Metrics.watch_deliveries`).
+        self.most_deliveries: Callable[[], int] | None = None
+        self.failed_by_code: Callable[[], dict[str, int]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         from autovoice.models.cache import CACHE
@@ -102,6 +111,7 @@ class _StateCollector(Collector):
                     "Longest time a running job has gone without progress (0: none runs).",
                     value=ages["progress_s"],
                 )
+        yield from self._delivery_metrics()
         yield from _disk_metrics()
         load = GaugeMetricFamily(
             "autovoice_model_load_seconds", "Time to load each model in this process.", labels=["model"]
@@ -122,6 +132,36 @@ class _StateCollector(Collector):
         except Exception:  # nosec B110 # psutil unavailable on an exotic platform: no memory gauge
             pass
         yield from _gpu_metrics()
+
+    def _delivery_metrics(self) -> Iterator[Metric]:
+        if self.most_deliveries is not None:
+            try:
+                most = self.most_deliveries()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot read the jobs' deliveries: %s", exc)
+            else:
+                yield GaugeMetricFamily(
+                    "autovoice_job_deliveries_max",
+                    "Most times one unfinished job has been handed to a worker process (its worker died "
+                    "before finishing it each time but the last); past AUTOVOICE_JOB_MAX_DELIVERIES the "
+                    "job fails with worker_lost.",
+                    value=most,
+                )
+        if self.failed_by_code is not None:
+            try:
+                codes = self.failed_by_code()
+            except Exception as exc:  # the database is down: the jobs gauges say so already
+                log.warning("metrics: cannot count the failed jobs: %s", exc)
+            else:
+                failed = GaugeMetricFamily(
+                    "autovoice_jobs_failed",
+                    "Failed jobs still stored, by error code (worker_lost: its worker died at every "
+                    "delivery; job_attempts_exhausted: at every start).",
+                    labels=["code"],
+                )
+                for code, n in sorted(codes.items()):
+                    failed.add_metric([code], n)
+                yield failed
 
 
 def _disk_metrics() -> Iterator[Metric]:
@@ -236,6 +276,14 @@ class Metrics:
         if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
             self._state.running_ages = ages
 
+    def watch_deliveries(self, most: Callable[[], int], failed: Callable[[], dict[str, int]]) -> None:
+        """Report ``most()`` (the most deliveries of an unfinished job) and ``failed()`` (failed jobs by
+        error code) at every scrape; called by the job queue when it starts (see
+        :meth:`autovoice.jobs.JobStore.most_deliveries`, :meth:`~autovoice.jobs.JobStore.failed_by_code`)."""
+        if self._state.job_counts is not None:  # the server's metrics; a worker's leave it to the server
+            self._state.most_deliveries = most
+            self._state.failed_by_code = failed
+
     def job_requeued(self, reason: str) -> None:
         self.jobs_requeued.labels(reason).inc()
 
@@ -344,7 +392,7 @@ class RequestMiddleware:
         from autovoice.service.errors import internal_error_response
 
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
+        request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
         scope["request_id"] = request_id
         token = current_request_id.set(request_id)
         websocket = scope["type"] == "websocket"

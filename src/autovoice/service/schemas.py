@@ -147,12 +147,23 @@ def conversion_form_schema() -> dict[str, Any]:
         props[name] = prop
     # In a form, auto key is asked for by sending it; leaving it out means a manual (or no) shift.
     props["auto_key"] = {"type": "boolean", "const": True, "description": props["auto_key"]["description"]}
-    engine_schemas = [c["options"] for c in ENGINES.describe() if c["options"]]
+    # engine_options is one engine's options: which one, the request's `engine` says (a union keyed by
+    # engine), so engine_options comes with engine. Left out, the engine is the profile's (its trained
+    # model's kind), which no schema can know.
     props["engine_options"] = {
-        "description": options["properties"]["engine_options"].get("description", ""),
-        **(engine_schemas[0] if len(engine_schemas) == 1 else {"anyOf": engine_schemas}),
+        "type": "object",
+        "description": options["properties"]["engine_options"].get("description", "")
+        + " Needs `engine`: its schema is that engine's.",
     }
-    props["engine_options"].pop("title", None)
+    by_engine: list[dict[str, Any]] = []
+    for choice in ENGINES.describe():
+        branch: dict[str, Any] = {"properties": {"engine": {"const": choice["name"]}}, "required": ["engine"]}
+        if choice["options"]:
+            schema = dict(choice["options"])
+            schema.pop("title", None)
+            branch["properties"]["engine_options"] = schema
+        by_engine.append(branch)
+    by_engine.append({"not": {"required": ["engine"]}})
     return {
         "requestBody": {
             "required": True,
@@ -165,6 +176,8 @@ def conversion_form_schema() -> dict[str, Any]:
                         "additionalProperties": False,
                         # pitch_shift and auto_key exclude each other (auto key computes the shift).
                         "not": {"required": ["pitch_shift", "auto_key"]},
+                        "dependentRequired": {"engine_options": ["engine"]},
+                        "oneOf": by_engine,
                     },
                     "encoding": {"engine_options": {"contentType": "application/json"}},
                 }
@@ -191,7 +204,14 @@ class JobPublic(BaseModel):
         default=None, description="RTF, stage timings, pitch plan, quality report."
     )
     error: ErrorBody | None = None
-    attempts: int
+    attempts: int = Field(
+        description="Times the job was started (its worker died mid-run on all but the last)."
+    )
+    deliveries: int = Field(
+        default=0,
+        description="Times the job was handed to a worker process (a worker that dies before it starts the "
+        "job counts a delivery, not an attempt; past AUTOVOICE_JOB_MAX_DELIVERIES: `worker_lost`).",
+    )
     requeued: Literal["worker_lost", "restart", "shutdown"] | None = Field(
         default=None,
         description="Why the job was last put back in the queue (its worker stopped beating, the server "

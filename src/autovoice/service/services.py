@@ -25,17 +25,21 @@ from autovoice.errors import (
     AudioError,
     AutoVoiceError,
     ConflictError,
+    ModelNotInstalledError,
+    ModelUnavailableError,
     NotFoundError,
     ParameterError,
     UnsupportedFormatError,
 )
 from autovoice.jobs import QueueUnavailableError
+from autovoice.service.errors import public_error
 from autovoice.service.schemas import ConversionParams, JobPublic, TtsRequest
 from autovoice.service.state import ServiceState
 from autovoice.service.uploads import MultipartForm, UploadedFile
 from autovoice.storage import blobs
 
 if TYPE_CHECKING:
+    from autovoice.pipeline import ConversionOptions
     from autovoice.profiles.trained import StagedModel
 
 log = logging.getLogger("autovoice.service")
@@ -243,7 +247,45 @@ def job_public(snapshot: dict[str, Any]) -> JobPublic:
         doc["result"] = {name: base + name for name in doc["result"] if name in _STEM_FILES}
     params = dict(doc.get("params") or {})
     doc["params"] = {k: params[k] for k in ConversionParams.model_fields if k in params}
+    if doc.get("error"):
+        doc["error"] = public_error(doc["error"])
     return JobPublic.model_validate(doc)
+
+
+def check_weights(options: ConversionOptions, *, settings: Settings) -> None:
+    """The weights a conversion's separation and F0 method load, looked for before the 202 (its job would
+    fail with ``model_unavailable`` once it ran): ``separation=demucs`` needs the ``demucs`` package and
+    the htdemucs weights, the ``rmvpe`` F0 method the user's ``rmvpe.pt``; not when downloads are allowed
+    (the job fetches them). Cheap: files are looked for, not loaded.
+
+    Raises
+    ------
+    ModelNotInstalledError
+        ``model_unavailable`` (409), with ``details.field`` naming the option (never a server path).
+    """
+    import importlib.util
+
+    from autovoice.models.local import local_source, not_installed
+    from autovoice.models.weights import weights_present
+
+    if options.separation == "demucs" and (
+        importlib.util.find_spec("demucs") is None
+        or not (settings.allow_downloads or weights_present("htdemucs", settings=settings))
+    ):
+        raise ModelNotInstalledError(
+            "model_unavailable",
+            "Separation 'demucs' needs the demucs package and its htdemucs weights (84 MB), which this "
+            "server does not have, and downloads are off. Use separation 'auto' or 'spleeter', or have the "
+            "operator install them (`autovoice models download htdemucs`).",
+            {"name": "htdemucs", "field": "separation"},
+        )
+    if options.resolved_f0_method() == "rmvpe" and not (
+        settings.allow_downloads
+        or local_source("rmvpe", settings=settings) is not None
+        or weights_present("rmvpe", settings=settings)
+    ):
+        missing = not_installed("rmvpe", needed_by="The rmvpe F0 method")
+        raise ModelNotInstalledError(missing.code, missing.message, {**missing.details, "field": "f0_method"})
 
 
 def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> JobPublic:
@@ -258,6 +300,13 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         raise ParameterError(
             "invalid_parameter", f"Unexpected form field '{unknown[0][:40]}'.", {"field": unknown[0][:40]}
         )
+    if str(fields.get("engine_options", "")).strip() not in ("", "{}") and not fields.get("engine"):
+        # One engine's options: the request says which (the schema is a union keyed by engine).
+        raise ParameterError(
+            "invalid_parameter",
+            "engine_options needs engine: each engine has options of its own (see GET /api/v1/engines).",
+            {"field": "engine"},
+        )
     profile_id = fields.pop("profile_id", "")
     if not profile_id or len(profile_id) > 80:
         raise ParameterError(
@@ -267,7 +316,21 @@ def submit_conversion(state: ServiceState, job_id: str, form: MultipartForm) -> 
         )
     # The profile first: the engine defaults to its trained model's kind, and what the options need from
     # it (recordings for auto key, a model for rvc/sovits, the model's content encoder) is checked here.
-    options = options_for_profile(state.profiles.load(profile_id), fields)
+    try:
+        options = options_for_profile(state.profiles.load(profile_id), fields)
+    except ParameterError as exc:
+        if exc.code != "model_not_found":
+            raise
+        # A model the profile does not have is a reference to nothing, like an unknown profile: 404, as
+        # for DELETE .../models/{model_id} (the library says ParameterError: the CLI's exit 2 either way).
+        raise NotFoundError(exc.code, exc.message, exc.details) from None
+    except ModelUnavailableError as exc:
+        if exc.code != "model_unavailable" or isinstance(exc, ModelNotInstalledError):
+            raise
+        # The trained model's content encoder is not installed: found before any work, like the weights
+        # below (409), not a fault of the server.
+        raise ModelNotInstalledError(exc.code, exc.message, exc.details) from None
+    check_weights(options, settings=state.settings)
     inputs, accs = form.files_of("file"), form.files_of("accompaniment")
     if len(inputs) != 1:
         raise ParameterError(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from autovoice.config import Settings
 from autovoice.jobs import EventBus, JobContext, JobStore
@@ -87,7 +90,12 @@ def authenticate(request: Request, _bearer: BearerScheme = None, _key: ApiKeySch
 
 
 def guard(request: Request, _bearer: BearerScheme = None, _key: ApiKeyScheme = None) -> str:
-    """Dependency of every API route: API key, then the general rate limit. Returns the identity."""
+    """Dependency of every API route: API key, then the general rate limit. Returns the identity.
+
+    Once per request: on an :class:`AdmittedRoute` it has run before the body was read."""
+    done: str | None = getattr(request.state, "identity", None)
+    if done is not None:
+        return done
     state = get_state(request)
     try:
         key_id = state.auth.authenticate(token_from_headers(request.headers))
@@ -102,7 +110,39 @@ def guard(request: Request, _bearer: BearerScheme = None, _key: ApiKeyScheme = N
 
 
 def job_limit(request: Request) -> None:
-    """Dependency of job-creating routes (after :func:`guard`): the stricter job-submission limit."""
+    """Dependency of job-creating routes (after :func:`guard`): the stricter job-submission limit.
+    Once per request, like :func:`guard`."""
+    if getattr(request.state, "job_counted", False):
+        return
     state = get_state(request)
     identity = getattr(request.state, "identity", None) or client_identity(request, None)
     state.limits.check(identity, job=True)
+    request.state.job_counted = True
+
+
+#: The admission dependencies, in the order they run.
+_ADMISSION: tuple[Callable[[Request], Any], ...] = (guard, job_limit)
+
+
+class AdmittedRoute(APIRoute):
+    """An API route whose key and rate limits (:func:`guard`, :func:`job_limit`, where it depends on them)
+    are checked before its body is read.
+
+    FastAPI reads a declared body (a JSON model) before it solves the route's dependencies, so a client
+    over its limit would still have its body read, slowly if it likes, before its 429. The checks run
+    first here; the dependencies then find them done (they stay declared, for the OpenAPI document).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        wanted = {d.dependency for d in self.dependencies}
+        checks = [check for check in _ADMISSION if check in wanted]
+        if not checks:
+            return handler
+
+        async def admitted(request: Request) -> Response:
+            for check in checks:
+                await run_in_threadpool(check, request)
+            return await handler(request)
+
+        return admitted

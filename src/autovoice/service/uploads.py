@@ -9,7 +9,6 @@ paths; only a whitelisted extension is kept (decoders sniff the content anyway).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +26,6 @@ AUDIO_EXTENSIONS = frozenset(
 _EXT_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 50
-#: A client that sends no byte for this long, or (after the grace period) less than the minimum rate on
-#: average, gets 408 ``upload_timeout``: a slow client cannot hold a connection and a scratch folder.
-UPLOAD_IDLE_TIMEOUT_S = 30.0
-UPLOAD_GRACE_S = 30.0
-UPLOAD_MIN_BYTES_PER_S = 8 * 1024
-
-
-class UploadTimeoutError(AutoVoiceError):
-    """The client stopped sending its upload, or sent it too slowly (``upload_timeout``, 408)."""
-
-    http_status = 408
 
 
 class ClientDisconnectedError(AutoVoiceError):
@@ -88,45 +76,34 @@ def _too_large(limit: int, name: str) -> PayloadTooLargeError:
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The request body's chunks, ending it with 408 ``upload_timeout`` when the client stalls or trickles."""
-    chunks = request.stream().__aiter__()
-    started, received = time.monotonic(), 0
-    while True:
-        try:
-            with anyio.fail_after(UPLOAD_IDLE_TIMEOUT_S):
-                chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            return
-        except ClientDisconnect:
-            raise ClientDisconnectedError(
-                "client_disconnected", "The client closed the connection during the upload.", {}
-            ) from None
-        except TimeoutError:
-            raise UploadTimeoutError(
-                "upload_timeout",
-                f"The upload stalled: no data for {UPLOAD_IDLE_TIMEOUT_S:.0f} s.",
-                {"received_bytes": received, "idle_timeout_s": UPLOAD_IDLE_TIMEOUT_S},
-            ) from None
-        received += len(chunk)
-        elapsed = time.monotonic() - started
-        if elapsed > UPLOAD_GRACE_S and received < UPLOAD_MIN_BYTES_PER_S * elapsed:
-            raise UploadTimeoutError(
-                "upload_timeout",
-                f"The upload is too slow: {received / elapsed / 1024:.1f} KiB/s on average, below "
-                f"{UPLOAD_MIN_BYTES_PER_S / 1024:.0f} KiB/s.",
-                {"received_bytes": received, "min_bytes_per_s": UPLOAD_MIN_BYTES_PER_S},
-            )
-        yield chunk
+    """The request body's chunks (a stall or a trickle is ended by
+    :class:`~autovoice.service.bodies.BodyDeadline` with 408 ``upload_timeout``)."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientDisconnectedError(
+            "client_disconnected", "The client closed the connection during the upload.", {}
+        ) from None
 
 
 class _Parser:
     """python-multipart callbacks that write file parts into ``dest``."""
 
-    def __init__(self, dest: Path, *, file_fields: set[str], max_file_bytes: int, max_files: int) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        *,
+        file_fields: set[str],
+        max_file_bytes: int,
+        max_files: int,
+        files_setting: str | None = None,
+    ) -> None:
         self.dest = dest
         self.file_fields = file_fields
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
+        self.files_setting = files_setting
         self.form = MultipartForm()
         self._header_name = b""
         self._header_value = b""
@@ -172,9 +149,10 @@ class _Parser:
                     {"field": self._name[:40]},
                 )
             if len(self.form.files) >= self.max_files:
+                why = f" ({self.files_setting})" if self.files_setting else f": {self._file_fields_text()}"
                 raise PayloadTooLargeError(
                     "too_many_files",
-                    f"At most {self.max_files} files per request (AUTOVOICE_MAX_UPLOAD_FILES).",
+                    f"At most {self.max_files} files per request{why}.",
                     {"limit": self.max_files},
                 )
             index = len(self.form.files)
@@ -202,7 +180,17 @@ class _Parser:
 
     def on_part_end(self) -> None:
         if self._current is None:
+            if self._name in self.form.fields:
+                # Which of two values would count is anyone's guess: refuse rather than keep the last.
+                raise ParameterError(
+                    "invalid_parameter",
+                    f"The form field '{self._name[:40]}' is given twice; send each field once.",
+                    {"field": self._name[:40]},
+                )
             self.form.fields[self._name] = self._data.decode("utf-8", "replace")
+
+    def _file_fields_text(self) -> str:
+        return " and ".join(f"one '{name}'" for name in sorted(self.file_fields))
 
     def flush(self) -> None:
         for f, chunk in self.pending:
@@ -221,8 +209,12 @@ async def receive_multipart(
     file_fields: set[str],
     max_file_bytes: int,
     max_files: int,
+    files_setting: str | None = None,
 ) -> MultipartForm:
     """Stream a ``multipart/form-data`` body into ``dest`` (the caller creates and removes it).
+
+    ``max_files`` comes from the setting ``files_setting`` names (said in ``too_many_files``), or is the
+    route's own fixed cap (then the message names the file fields it takes, one each).
 
     Raises
     ------
@@ -231,9 +223,11 @@ async def receive_multipart(
     PayloadTooLargeError
         ``file_too_large`` / ``too_many_files`` (413), checked while receiving.
     ParameterError
-        ``invalid_parameter`` (422) for malformed multipart data or unexpected file fields.
+        ``invalid_parameter`` (422) for malformed multipart data, unexpected file fields, or a form field
+        given twice.
     UploadTimeoutError
-        ``upload_timeout`` (408) when the body stalls or arrives too slowly.
+        ``upload_timeout`` (408) when the body stalls or arrives too slowly (from
+        :class:`~autovoice.service.bodies.BodyDeadline`).
     """
     import python_multipart
     from python_multipart.exceptions import FormParserError
@@ -250,7 +244,13 @@ async def receive_multipart(
     budget = max_file_bytes * max_files + MAX_FIELD_BYTES * MAX_FIELDS
     if declared is not None and declared.isdigit() and int(declared) > budget:
         raise _too_large(max_file_bytes, "request")
-    parser = _Parser(dest, file_fields=file_fields, max_file_bytes=max_file_bytes, max_files=max_files)
+    parser = _Parser(
+        dest,
+        file_fields=file_fields,
+        max_file_bytes=max_file_bytes,
+        max_files=max_files,
+        files_setting=files_setting,
+    )
     callbacks: Any = {
         "on_part_begin": parser.on_part_begin,
         "on_part_data": parser.on_part_data,

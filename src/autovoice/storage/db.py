@@ -52,18 +52,28 @@ class Database:
     ----------
     settings
         Gives the URL (see :func:`database_url`).
+    pooled
+        Keep connections open between sessions (the default). False: one connection per session, closed
+        after it, and a PostgreSQL connection attempt given up after 5 s; for a process that forks
+        children after using the database (a Celery worker's main process), whose children must not
+        inherit its open connections, and which must not hang on a database that is away.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pooled: bool = True) -> None:
+        from sqlalchemy.pool import NullPool
+
         self.url = database_url(settings)
         if self.url.startswith("sqlite"):
             Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+            options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
             self.engine: Engine = create_engine(
-                self.url, connect_args={"check_same_thread": False, "timeout": 15}
+                self.url, connect_args={"check_same_thread": False, "timeout": 15}, **options
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
+        elif pooled:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        else:
+            self.engine = create_engine(self.url, poolclass=NullPool, connect_args={"connect_timeout": 5})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

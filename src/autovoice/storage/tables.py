@@ -99,6 +99,12 @@ class JobRow(Base):
     #: process died), ``restart`` (the embedded server it ran in restarted) or ``shutdown`` (its
     #: process was stopping); None when it never was.
     requeued: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: How many times the job was handed to a worker process to run: each send of the embedded server to
+    #: its worker pool, each message a Celery worker took from the broker. ``attempts`` counts starts;
+    #: a worker that dies before it starts the job adds a delivery and no attempt, so this is what bounds
+    #: such a job (``job_max_deliveries``, then ``worker_lost``). A hand-off undone cleanly (a shutdown)
+    #: is taken back.
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiKeyRow(Base):

@@ -16,12 +16,14 @@ from autovoice.errors import AutoVoiceError
 from autovoice.jobs import event_for, new_job_id
 from autovoice.service import services
 from autovoice.service.auth import token_from_headers
+from autovoice.service.errors import public_error
 from autovoice.service.schemas import ErrorResponse, JobPublic, Stem, conversion_form_schema, error_responses
-from autovoice.service.state import ServiceState, State, guard, job_limit
+from autovoice.service.state import AdmittedRoute, ServiceState, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
 log = logging.getLogger("autovoice.service")
 router = APIRouter(
+    route_class=AdmittedRoute,
     prefix="/api/v1/conversions",
     tags=["conversions"],
     responses=error_responses(401, 404, 422, 429),
@@ -43,7 +45,7 @@ def _job_json(job: JobPublic, status: int) -> JSONResponse:
     response_model=JobPublic,
     dependencies=[Depends(guard), Depends(job_limit)],
     openapi_extra=conversion_form_schema(),
-    responses=error_responses(413, 415, 503),
+    responses=error_responses(409, 413, 415, 503),
 )
 async def create_conversion(request: Request, state: State) -> JSONResponse:
     """Upload a song (multipart) and queue its conversion; 202 with the job."""
@@ -118,6 +120,8 @@ def _final_event(snapshot: dict[str, Any]) -> dict[str, Any]:
     job = jsonable_encoder(services.job_public(snapshot))
     event["result"] = job.get("result")
     event["job"] = job
+    if "error" in event:
+        event["error"] = job.get("error") or public_error(event["error"])
     return event
 
 
@@ -139,7 +143,7 @@ async def conversion_events(websocket: WebSocket, job_id: str) -> None:
             await _follow(websocket, state, sub, snapshot)
     except AutoVoiceError as exc:
         with contextlib.suppress(Exception):
-            await websocket.send_json({"type": "error", "error": exc.to_dict()})
+            await websocket.send_json({"type": "error", "error": public_error(exc.to_dict())})
             await websocket.close(code=1008 if exc.http_status in (401, 429) else 1000)
     except WebSocketDisconnect:
         return

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from autovoice.service.schemas import error_responses
-from autovoice.service.state import guard
+from autovoice.service.state import AdmittedRoute, guard
 
-router = APIRouter(prefix="/api/v1", tags=["engines"], responses=error_responses(401, 429))
+router = APIRouter(
+    prefix="/api/v1", tags=["engines"], responses=error_responses(401, 429), route_class=AdmittedRoute
+)
 
 
 class ChoicePublic(BaseModel):

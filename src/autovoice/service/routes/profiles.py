@@ -16,10 +16,11 @@ from autovoice.service.schemas import (
     TrainedModelPublic,
     error_responses,
 )
-from autovoice.service.state import State, guard, job_limit
+from autovoice.service.state import AdmittedRoute, State, guard, job_limit
 from autovoice.service.uploads import receive_multipart
 
 router = APIRouter(
+    route_class=AdmittedRoute,
     prefix="/api/v1/profiles",
     tags=["profiles"],
     dependencies=[Depends(guard)],
@@ -108,6 +109,7 @@ async def create_profile(request: Request, state: State) -> ProfilePublic:
             file_fields={"files", *services.MODEL_FILE_FIELDS},
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
+            files_setting="AUTOVOICE_MAX_UPLOAD_FILES",
         )
         summary = await services.create_profile(state, form)
     finally:
@@ -155,6 +157,7 @@ async def add_model(profile_id: ProfileId, request: Request, state: State) -> Tr
             file_fields=set(services.MODEL_FILE_FIELDS),
             max_file_bytes=state.settings.max_upload_bytes,
             max_files=state.settings.max_upload_files,
+            files_setting="AUTOVOICE_MAX_UPLOAD_FILES",
         )
         model = await services.add_model(state, profile_id, form)
     finally:

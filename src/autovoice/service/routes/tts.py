@@ -8,9 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from autovoice.service import services
 from autovoice.service.schemas import TtsRequest, VoiceList, error_responses
-from autovoice.service.state import State, guard, job_limit
+from autovoice.service.state import AdmittedRoute, State, guard, job_limit
 
 router = APIRouter(
+    route_class=AdmittedRoute,
     prefix="/api/v1",
     tags=["tts"],
     dependencies=[Depends(guard)],
