@@ -11,6 +11,7 @@ from autovoice.analysis.vocal_range import SPEECH_TO_SINGING_SEMITONES
 from autovoice.errors import AudioError, ParameterError
 from autovoice.pipeline import plan_pitch
 from autovoice.pipeline.pitch_plan import (
+    BAND_MIN_DB,
     CONTENT_MARGIN,
     MOVE_MARGIN,
     PHRASE_GAP_S,
@@ -367,6 +368,7 @@ def test_content_auto_reads_the_input(accompaniment: bool) -> None:
         "decided_by": "auto",
         "steady_share": round(spoken.steady_share, 3),
         "accompaniment": accompaniment,
+        "accompaniment_db": None,
         "reason": spoken.reason,
     }
 
@@ -380,6 +382,15 @@ def test_content_near_the_boundary_follows_what_a_mistake_costs() -> None:
     with_band = decide_content(BORDERLINE, accompaniment=True)
     assert with_band.used == "song"
     assert "kept in key" in with_band.reason
+    # A separated accompaniment counts when it is a band, not the residue separating a voice leaves.
+    loud = decide_content(BORDERLINE, accompaniment=True, accompaniment_db=BAND_MIN_DB + 8)
+    assert loud.used == "song"
+    assert loud.to_dict()["accompaniment_db"] == BAND_MIN_DB + 8
+    residue = decide_content(BORDERLINE, accompaniment=True, accompaniment_db=BAND_MIN_DB - 10)
+    assert residue.used == "speech"
+    assert "faint" in residue.reason
+    # Far from the boundary the level does not matter.
+    assert decide_content(SUNG, accompaniment=True, accompaniment_db=-40.0).used == "song"
 
 
 @pytest.mark.parametrize("content", ["speech", "song"])

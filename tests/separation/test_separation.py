@@ -339,3 +339,11 @@ def test_gain_model_known_answer_mono_resampled() -> None:
     inner = slice(sr // 10, -sr // 10)  # resampling filters ring at the very edges
     np.testing.assert_allclose(stems.vocals[inner], 0.4 * y[inner], atol=2e-3)
     np.testing.assert_allclose(stems.accompaniment[inner], 0.6 * y[inner], atol=2e-3)
+
+
+def test_accompaniment_level_relative_to_the_vocals() -> None:
+    """Known answer: an accompaniment at a tenth of the vocal's amplitude is 20 dB below it."""
+    vocals = song(1.0, sr=SR, channels=2)
+    stems = Stems(vocals=vocals, accompaniment=0.1 * vocals, sr=SR, method="spleeter")
+    assert stems.accompaniment_db == pytest.approx(-20.0, abs=1e-6)
+    assert Stems(vocals=vocals, accompaniment=None, sr=SR).accompaniment_db is None

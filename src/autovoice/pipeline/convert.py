@@ -203,7 +203,12 @@ def convert_audio(
     esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
     v = resample(vocals, orig_sr=sr, target_sr=esr)
     track = estimate_f0(v, sr=esr, method=f0_method, hop_s=FRAME_HOP_S, device=device)
-    content = decide_content(track, content=opts.content, accompaniment=acc is not None)
+    content = decide_content(
+        track,
+        content=opts.content,
+        accompaniment=acc is not None,
+        accompaniment_db=None if accompaniment is not None else stems.accompaniment_db,
+    )
     plan = plan_pitch(
         track,
         target=profile.vocal_range,

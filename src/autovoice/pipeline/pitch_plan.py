@@ -19,13 +19,14 @@ median. How depends on what the input is (:func:`decide_content`, the ``content`
 (:func:`~autovoice.analysis.vocal_range.steady_share`: sung notes hold their pitch, speech glides; a
 share of :data:`~autovoice.analysis.vocal_range.SUNG_STEADY_SHARE` or more is singing). Near that
 boundary (within :data:`CONTENT_MARGIN`) one reading is not enough, and what a mistake costs decides:
-with an accompaniment mixed back the input is planned as a song (a song planned as speech would be
-shifted out of the band's key), without one as speech (speech planned as a song would aim a singing
-range too high). Measured on the shared recordings (``bench/content.py``): the 100 LibriSpeech
-utterances read 0.00-0.62 (all planned as speech when bare; 4 would be songs with an accompaniment), the
-shared song's separated vocal 0.58-0.86 per 10 s and 0.73 whole (every excerpt planned as a song with
-its accompaniment; bare, the 10 s excerpts under 0.70, 5 of 12, are planned as speech). Optional median
-smoothing of the contour.
+with a band mixed back the input is planned as a song (a song planned as speech would be shifted out of
+the band's key), without one as speech (speech planned as a song would aim a singing range too high). A
+band is an accompaniment that was given, or that separation found at least :data:`BAND_MIN_DB` loud: the
+residue that separating a voice alone leaves is not one. Measured on the shared recordings
+(``bench/content.py``): the 100 LibriSpeech utterances read 0.00-0.62 (all planned as speech when bare;
+4 would be songs under a band), the shared song's separated vocal 0.58-0.86 per 10 s and 0.73 whole
+(every excerpt planned as a song with its accompaniment; bare, the 10 s excerpts under 0.70, 5 of 12,
+are planned as speech). Optional median smoothing of the contour.
 
 The range cap moves whole **phrases** by octaves, never single syllables, so the melody's intervals
 inside a phrase are kept. A phrase is a stretch of voiced runs joined across unvoiced gaps shorter than
@@ -45,7 +46,7 @@ has hysteresis, on the phrase's median after the global shift and its distance b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -68,6 +69,11 @@ CONTENT_CHOICES: dict[str, str] = {
 assert tuple(CONTENT_CHOICES) == get_args(Content)
 #: Auto content: a steady share within this of SUNG_STEADY_SHARE is too close to call on its own.
 CONTENT_MARGIN = 0.1
+#: ... then a band decides for a song: an accompaniment mixed back that was given, or that separation found
+#: at least this loud relative to the vocal stem (dB). Separating a voice alone leaves a residue (Spleeter:
+#: 7-34 dB below the vocal of 20 LibriSpeech utterances, median 23); the shared song's band is 0-4 dB
+#: above its vocal, and music mixed 10 dB under speech comes out 5-11 dB below it.
+BAND_MIN_DB = -10.0
 MAX_SHIFT = 24.0
 #: Unvoiced gaps shorter than this (seconds) join voiced runs into one phrase.
 PHRASE_GAP_S = 0.35
@@ -140,6 +146,14 @@ class ContentDecision:
     decided_by: Literal["auto", "option"]  # the input's pitch, or the content option
     steady_share: float  # of the vocal's pitch track, 0..1 (measured either way)
     accompaniment: bool  # an accompaniment is mixed back
+    #: Its level relative to the vocal stem when separation found it (``None``: given, or none).
+    accompaniment_db: float | None = None
+
+    @property
+    def band(self) -> bool:
+        """An accompaniment to keep in key with: one was given, or separation found one at least
+        :data:`BAND_MIN_DB` loud (not the residue separating a voice alone leaves)."""
+        return self.accompaniment and (self.accompaniment_db is None or self.accompaniment_db >= BAND_MIN_DB)
 
     @property
     def reason(self) -> str:
@@ -152,11 +166,12 @@ class ContentDecision:
             return f"{share} >= {hi:.2f}: the pitch holds on notes, as in singing"
         if self.steady_share < lo:
             return f"{share} < {lo:.2f}: the pitch glides, as in speech"
-        why = (
-            "an accompaniment is mixed back, so it is kept in key as a song"
-            if self.accompaniment
-            else "there is no accompaniment, so it is planned as speech"
-        )
+        if self.band:
+            why = "an accompaniment is mixed back, so it is kept in key as a song"
+        elif self.accompaniment:
+            why = f"the accompaniment is faint ({self.accompaniment_db:.0f} dB), so it is planned as speech"
+        else:
+            why = "there is no accompaniment, so it is planned as speech"
         return f"{share} is within {CONTENT_MARGIN:g} of {SUNG_STEADY_SHARE:g}, too close to call; {why}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,26 +180,31 @@ class ContentDecision:
             "decided_by": self.decided_by,
             "steady_share": round(self.steady_share, 3),
             "accompaniment": self.accompaniment,
+            "accompaniment_db": None if self.accompaniment_db is None else round(self.accompaniment_db, 1),
             "reason": self.reason,
         }
 
 
-def decide_content(source: F0Track, *, content: Content = "auto", accompaniment: bool) -> ContentDecision:
+def decide_content(
+    source: F0Track, *, content: Content = "auto", accompaniment: bool, accompaniment_db: float | None = None
+) -> ContentDecision:
     """Whether ``source`` (the vocal's pitch track) is planned as speech or as a song.
 
     ``content`` ``speech`` or ``song`` is used as given; ``auto`` reads the track's
     :func:`~autovoice.analysis.vocal_range.steady_share` with the profile's style classifier, and within
-    :data:`CONTENT_MARGIN` of its boundary lets ``accompaniment`` (one is mixed back) decide: song with
-    one, speech without (see the module notes).
+    :data:`CONTENT_MARGIN` of its boundary lets the accompaniment decide: song when one is mixed back
+    (``accompaniment``) and is a band (given, ``accompaniment_db`` ``None``, or found by separation at
+    least :data:`BAND_MIN_DB` loud relative to the vocal), speech otherwise (see the module notes).
     """
     share = steady_share(source)
     if content != "auto":
-        return ContentDecision(content, "option", share, accompaniment)
+        return ContentDecision(content, "option", share, accompaniment, accompaniment_db)
+    decision = ContentDecision("speech", "auto", share, accompaniment, accompaniment_db)
     if abs(share - SUNG_STEADY_SHARE) < CONTENT_MARGIN:
-        used: PitchMode = "song" if accompaniment else "speech"
+        used: PitchMode = "song" if decision.band else "speech"
     else:
         used = "song" if voice_style(share) == "sung" else "speech"
-    return ContentDecision(used, "auto", share, accompaniment)
+    return replace(decision, used=used)
 
 
 def auto_shift(

@@ -137,6 +137,20 @@ class Stems:
     method: Ran = "none"
     choice: SeparationChoice | None = None
 
+    @property
+    def accompaniment_db(self) -> float | None:
+        """The accompaniment's energy relative to the vocals', dB (``None`` without an accompaniment).
+
+        Separating a voice alone leaves a residue: Spleeter put 7-34 dB below the vocal (median 23) of 20
+        LibriSpeech utterances into the accompaniment; the shared song's band is 0-4 dB above its vocal."""
+        if self.accompaniment is None:
+            return None
+        acc, voc = (
+            float(np.einsum("i,i->", x, x, dtype=np.float64)) + 1e-12
+            for x in (np.ravel(self.accompaniment), np.ravel(self.vocals))
+        )
+        return float(10.0 * np.log10(acc / voc))
+
 
 def resolve_method(method: str, *, settings: Settings | None = None) -> Ran:
     """The method that ``method`` runs on a mix: ``auto`` becomes ``demucs`` when its weights are present,
