@@ -14,9 +14,13 @@
    spoken input with music), each with and without an accompaniment mixed back.
 3. The issue's case end to end: utterance 1688-142285-0000 into a profile of speaker 367's utterances 0-4
    with auto key: the shift against the speaking medians' difference, the separation, the time.
+4. The 20 speech pairs of ``bench/quality.py`` (profiles from utterances 0-4, held-out sources) converted
+   with auto key as ``autovoice convert`` does by default (separation and content ``auto``), and as it did
+   before (Spleeter, planned as a song): DNSMOS OVRL of the result (report ``fast``), the shift, what
+   ran, the conversion time. (``bench/quality.py`` itself converts its pairs without separation.)
 
 Writes ``bench/results/content.json`` and ``content.md``. Usage: ``python bench/content.py``
-(about 5 minutes on 2 cores).
+(about 10 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import SONG, SPEAKERS, utterances, write_results
+from _common import SONG, SPEAKERS, pairs, utterances, write_results
 
 SR16 = 16_000
 
@@ -209,6 +213,47 @@ def issue_case() -> dict[str, Any]:
     }
 
 
+def speech_pairs() -> dict[str, Any]:
+    from autovoice.audio import load
+    from autovoice.pipeline import ConversionOptions, convert_audio
+    from autovoice.pipeline.enroll import build_profile
+
+    ways = {
+        "default": ConversionOptions(auto_key=True),
+        "before": ConversionOptions(auto_key=True, separation="spleeter", content="song"),
+    }
+    profiles: dict[str, Any] = {}
+    rows = []
+    for src, tgt, idx in pairs():
+        if tgt not in profiles:
+            profiles[tgt] = build_profile(utterances(tgt)[:5], name=f"spk{tgt}")
+        y, sr = load(utterances(src)[idx])
+        row: dict[str, Any] = {"source": src, "target": tgt, "utterance": utterances(src)[idx].name}
+        for way, options in ways.items():
+            res = convert_audio(y, sr=sr, profile=profiles[tgt], options=options)
+            assert res.report is not None
+            row[way] = {
+                "ovrl": res.report.dnsmos.ovrl,
+                "shift": res.plan.shift_semitones,
+                "separation": res.separation,
+                "content": res.content.used,
+                "seconds": res.processing_seconds,
+            }
+        print(row, flush=True)
+        rows.append(row)
+    return {
+        way: {
+            "ovrl_mean": float(np.mean([r[way]["ovrl"] for r in rows])),
+            "seconds_mean": float(np.mean([r[way]["seconds"] for r in rows])),
+            "separated": sum(r[way]["separation"] != "none" for r in rows),
+            "as_speech": sum(r[way]["content"] == "speech" for r in rows),
+            "abs_shift_max": float(max(abs(r[way]["shift"]) for r in rows)),
+            "whole_octave_shifts": sum(r[way]["shift"] != 0 and r[way]["shift"] % 12 == 0 for r in rows),
+        }
+        for way in ways
+    } | {"rows": rows}
+
+
 def summary(rows: list[dict[str, Any]], key: str, value: Any) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -238,6 +283,7 @@ def main() -> None:
             for g, rs in _by_group(content).items()
         },
         "issue_case": issue_case(),
+        "speech_pairs": speech_pairs(),
         "seconds": time.perf_counter() - t0,
         "voice_rows": voice,
         "content_rows": content,
@@ -266,7 +312,7 @@ def table(doc: dict[str, Any]) -> str:
         "Content `auto`: inputs planned as a song (the rest as speech), without and with an accompaniment "
         "mixed back; the steady share's range.",
         "",
-        "| vocal | n | steady share | song, bare | song, with accompaniment |",
+        "| vocal | n | steady share | song, bare | song, with a band mixed back |",
         "| --- | --- | --- | --- | --- |",
     ]
     for g, s in doc["content_bare"].items():
@@ -283,8 +329,22 @@ def table(doc: dict[str, Any]) -> str:
         f"separation {c['separation']['used']} ({c['separation']['reason']}), content {c['content']['used']} "
         f"({c['content']['reason']}); {c['seconds']:.1f} s for {c['audio_seconds']:.1f} s of audio "
         "(report off).",
-        f"\nAll in {doc['seconds']:.0f} s.",
+        "",
+        "The 20 speech pairs of bench/quality.py, auto key, as `autovoice convert` converts them by default "
+        "(separation and content auto) and as it did before (Spleeter, planned as a song):",
+        "",
+        "| way | DNSMOS OVRL mean | separated | planned as speech | largest shift | whole-octave shifts "
+        "| conversion time mean |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    for way, w in doc["speech_pairs"].items():
+        if way == "rows":
+            continue
+        lines.append(
+            f"| {way} | {w['ovrl_mean']:.2f} | {w['separated']} of 20 | {w['as_speech']} of 20 | "
+            f"{w['abs_shift_max']:.1f} | {w['whole_octave_shifts']} | {w['seconds_mean']:.2f} s |"
+        )
+    lines.append(f"\nAll in {doc['seconds']:.0f} s.")
     return "\n".join(lines)
 
 
