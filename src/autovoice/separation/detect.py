@@ -16,9 +16,10 @@ The input is a voice alone when its floor is at or below :data:`MAX_FLOOR_DB` an
 speech (at least :data:`MIN_PAUSES` pauses and :data:`MIN_PAUSES_PER_S` per second) or it is one pitch
 at a time (periodicity at least :data:`MIN_PERIODICITY`: a singer holds notes legato and breathes only
 between phrases). ``bench/content.py`` measures it on the shared recordings and mixes built from them
-(results in ``bench/results/content.md``); there, no excerpt of the song's mix, its accompaniment alone,
-the mix with a fifth silenced (a break), or speech or the song's vocal with the accompaniment 10 dB or
-less below was taken for a voice alone.
+(results in ``bench/results/content.md``): 92 % of the 100 LibriSpeech utterances and 58-100 % of the
+shared song's separated vocal in 5-20 s excerpts are taken for a voice alone; no excerpt of the song's
+mix, its accompaniment alone, the mix with a fifth silenced (a break) or speech with the accompaniment
+at its level is; with the accompaniment 10 dB below, 7 % of the speech and 1 of 45 vocal excerpts are.
 
 Both mistakes are mild by design: a voice taken for a mix is separated as before, and music would have
 to be quiet between phrases and one pitch at a time to pass for a voice.
