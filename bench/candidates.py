@@ -284,6 +284,7 @@ def run(name: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
             preset=args.preset,
             auto_key=True,
             separation="none",
+            content="speech",
             metrics="full",
             engine_options=options or None,
         )
@@ -300,7 +301,7 @@ def run(name: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
             state["tgt"] = tgt
             if "whisper" in ctx:
                 state["query"] = ctx["whisper"].features(y)
-            res = convert_audio(y, sr=sr, profile=ctx["profiles"][tgt], options=opts, mode="speech")
+            res = convert_audio(y, sr=sr, profile=ctx["profiles"][tgt], options=opts)
             out = res.mix[0]
             e = speaker_embedding(out, sr=sr)
             cands = {s: ctx["profiles"][s].embedding for s in SPEAKERS} | {"source-clip": source["embedding"]}

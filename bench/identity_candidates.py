@@ -352,6 +352,7 @@ def pipeline(ctx: dict[str, Any]) -> Callable[[str, np.ndarray, str], np.ndarray
             preset="balanced",
             auto_key=True,
             separation="none",
+            content="speech",
             metrics="off",
             engine_options=options,
         )
@@ -369,7 +370,7 @@ def pipeline(ctx: dict[str, Any]) -> Callable[[str, np.ndarray, str], np.ndarray
 
             WorldEngine.convert = spread  # type: ignore[method-assign]
         try:
-            return convert_audio(y, sr=SR, profile=profile, options=opts, mode="speech").mix[0]
+            return convert_audio(y, sr=SR, profile=profile, options=opts).mix[0]
         finally:
             WorldEngine.convert = original  # type: ignore[method-assign]
 

@@ -7,7 +7,10 @@ a held-out utterance 5-8), planned with exact (speech) auto key and the range ca
 full mix, as ``quality.py`` converts it without separation) is planned onto every target, with the
 whole-semitone key (bare vocal) and the whole-octave key (accompaniment mixed back). A third group
 doubles each speech source's intervals around its median, a stand-in for in-the-wild speech with a wide
-pitch range (the case where the old cap broke the melody).
+pitch range (the case where the old cap broke the melody). Every plan is made as a conversion makes it:
+``content=auto`` (:func:`~autovoice.pipeline.pitch_plan.decide_content`) decides speech or song from the
+source's track, with the accompaniment flag of its group; ``content`` says what it chose, and the group
+summary counts plans that were not planned as their group expects.
 
 Per plan, with the source melody transposed by the global shift as the reference:
 
@@ -93,11 +96,13 @@ def measure(planned: np.ndarray, reference: np.ndarray, target: Any) -> dict[str
     }
 
 
-def row(name: str, group: str, source: Any, target: Any, mode: str, keep_key: bool) -> dict[str, Any]:
-    from autovoice.pipeline import plan_pitch
+def row(name: str, group: str, source: Any, target: Any, expected: str, keep_key: bool) -> dict[str, Any]:
+    from autovoice.pipeline import decide_content, plan_pitch
 
-    base = plan_pitch(source, target=target, auto_key=True, mode=mode, keep_key=keep_key)  # type: ignore[arg-type]
-    new = plan_pitch(source, target=target, auto_key=True, mode=mode, keep_key=keep_key, cap_to_range=True)  # type: ignore[arg-type]
+    content = decide_content(source, accompaniment=keep_key)
+    mode = content.used
+    base = plan_pitch(source, target=target, auto_key=True, mode=mode, keep_key=keep_key)
+    new = plan_pitch(source, target=target, auto_key=True, mode=mode, keep_key=keep_key, cap_to_range=True)
     reference = base.target_f0.astype(np.float64)
     old = measure(
         old_cap(reference, lowest_hz=target.lowest_hz, highest_hz=target.highest_hz), reference, target
@@ -105,6 +110,9 @@ def row(name: str, group: str, source: Any, target: Any, mode: str, keep_key: bo
     return {
         "pair": name,
         "group": group,
+        "content": content.used,
+        "expected_content": expected,
+        "steady_share": content.steady_share,
         "shift": base.shift_semitones,
         "ideal_shift": base.ideal_shift_semitones,
         "target_span": target.span_semitones,
@@ -131,7 +139,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     targets = {s: target_range(s) for s in SPEAKERS}
-    cases: list[tuple[str, str, Any, Any, str, bool]] = []  # name, group, source, target, mode, keep_key
+    # name, group, source, target, the content expected (auto decides), keep_key (accompaniment)
+    cases: list[tuple[str, str, Any, Any, str, bool]] = []
     for src, tgt, idx in pairs():
         y, sr = load(utterances(src)[idx], mono=True)
         tr = track(y, sr)
@@ -160,8 +169,9 @@ def main() -> None:
 
 def sweep(cases: list[tuple[str, str, Any, Any, str, bool]]) -> list[dict[str, Any]]:
     """Phrases moved over all plans for other gap and margin choices (return margin min(1, move))."""
-    from autovoice.pipeline import plan_pitch
+    from autovoice.pipeline import decide_content, plan_pitch
 
+    modes = [decide_content(source, accompaniment=keep_key).used for _, _, source, _, _, keep_key in cases]
     out = []
     for gap in (0.2, 0.35, 0.5):
         for margin in (0.0, 1.0, 2.0, 3.0, 4.0):
@@ -170,14 +180,14 @@ def sweep(cases: list[tuple[str, str, Any, Any, str, bool]]) -> list[dict[str, A
                     source,
                     target=target,
                     auto_key=True,
-                    mode=mode,  # type: ignore[arg-type]
+                    mode=mode,
                     keep_key=keep_key,
                     cap_to_range=True,
                     phrase_gap_s=gap,
                     move_margin=margin,
                     return_margin=min(1.0, margin),
                 )
-                for _, _, source, target, mode, keep_key in cases
+                for (_, _, source, target, _, keep_key), mode in zip(cases, modes, strict=True)
             ]
             out.append(
                 {
@@ -200,7 +210,11 @@ def constants() -> dict[str, float]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"plans": len(rows), "none_out_mean": float(np.mean([r["none_out"] for r in rows]))}
+    out: dict[str, Any] = {
+        "plans": len(rows),
+        "not_as_expected": sum(r["content"] != r["expected_content"] for r in rows),
+        "none_out_mean": float(np.mean([r["none_out"] for r in rows])),
+    }
     for algo in ("old", "new"):
         m = [r[algo] for r in rows]
         out[algo] = {
@@ -227,15 +241,16 @@ def table(doc: dict[str, Any]) -> str:
         "cents off the source melody transposed by the global shift; jumps = octave leaps between "
         "consecutive voiced runs; out = voiced frames > 1 semitone outside the target's range.",
         "",
-        "| group | plans | old: moved mean (max) | old: runs moved | old: jumps | old: median cents max "
-        "| new: moved mean (max) | new: phrases moved | new: jumps | new: median cents max "
-        "| out: none / old / new |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| group | plans | content not as expected | old: moved mean (max) | old: runs moved | old: jumps "
+        "| old: median cents max | new: moved mean (max) | new: phrases moved | new: jumps "
+        "| new: median cents max | out: none / old / new |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for g, s in doc["groups"].items():
         o, n = s["old"], s["new"]
         lines.append(
-            f"| {g} | {s['plans']} | {o['moved_mean'] * 100:.1f}% ({o['moved_max'] * 100:.0f}%) | "
+            f"| {g} | {s['plans']} | {s['not_as_expected']} | {o['moved_mean'] * 100:.1f}% "
+            f"({o['moved_max'] * 100:.0f}%) | "
             f"{o['units_moved']} | {o['jumps']} | {o['median_cents_max']:.0f} | "
             f"{n['moved_mean'] * 100:.1f}% ({n['moved_max'] * 100:.0f}%) | {n['phrases_moved']} of "
             f"{n['phrases']} | {n['jumps']} | {n['median_cents_max']:.0f} | "
@@ -255,14 +270,16 @@ def table(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| plan | group | shift | old: moved | old: runs moved | old: jumps | old: median c "
-        "| new: moved | new: phrases moved | new: jumps | new: median c | out: none / old / new |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| plan | group | content (steady share) | shift | old: moved | old: runs moved | old: jumps "
+        "| old: median c | new: moved | new: phrases moved | new: jumps | new: median c "
+        "| out: none / old / new |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in doc["rows"]:
         o, n = r["old"], r["new"]
         lines.append(
-            f"| {r['pair']} | {r['group']} | {r['shift']:+.1f} | {o['moved'] * 100:.1f}% | "
+            f"| {r['pair']} | {r['group']} | {r['content']} ({r['steady_share']:.2f}) | {r['shift']:+.1f} | "
+            f"{o['moved'] * 100:.1f}% | "
             f"{o['runs_moved']}/{o['runs']} | {o['jumps']} | {o['median_cents']:.0f} | "
             f"{n['moved'] * 100:.1f}% | {n['phrases_moved']}/{n['phrases']} | {n['jumps']} | "
             f"{n['median_cents']:.0f} | {r['none_out'] * 100:.0f} / {o['out'] * 100:.0f} / "

@@ -192,11 +192,12 @@ def main() -> None:
             preset=preset,
             auto_key=True,
             separation="none",
+            content="auto",
             metrics="full",
         )
         for src, tgt, idx in pairs(args.pairs):
             y, sr = load(utterances(src)[idx], mono=True)
-            res = convert_audio(y, sr=sr, profile=profiles[tgt], options=options, mode="speech")
+            res = convert_audio(y, sr=sr, profile=profiles[tgt], options=options)
             out = res.mix[0]
             verdicts = {j.name: judge_row(j, judged[j.name], out, y, sr=sr, target=tgt) for j in judges()}
             rep = res.report
@@ -228,6 +229,7 @@ def main() -> None:
                     "rmse_cents": rep.pitch.rmse_cents,
                     "rtf": res.processing_seconds / res.audio_seconds,
                     "shift": res.plan.shift_semitones,
+                    "content": res.content.used,
                     **checked,
                 }
             )

@@ -170,6 +170,28 @@ def test_convert_command(tmp_path: Path, speech_dir: Path, capsys: pytest.Captur
     assert "f0" not in doc or doc["f0"] is None  # contours only with --contours
     assert doc["options"]["metrics"] == "fast"
     assert doc["metrics"]["level"] == "fast"
+    # Read speech, planned as speech (the content option's default, auto, decided it): the exact shift.
+    assert doc["content"]["used"] == "speech"
+    assert doc["content"]["decided_by"] == "auto"
+    assert doc["pitch_plan"]["shift_semitones"] == pytest.approx(doc["pitch_plan"]["ideal_shift_semitones"])
+    assert doc["separation_decision"]["decided_by"] == "option"
+
+    # --content song: the same input planned as a song (whole semitones); the summary says so and why.
+    song_out = tmp_path / "as_song.wav"
+    common = ["convert", str(src), "-p", "target", "--auto-key", "--metrics", "off", "--preset", "fast"]
+    assert run([*common, "-o", str(song_out), "--content", "song"]) == 0
+    printed = capsys.readouterr().out
+    assert "content    song (option: the content option says song" in printed
+    assert "separation skipped: a voice alone" in printed  # auto separation: a voice alone
+    report = json.loads(Path(f"{song_out}.report.json").read_text())
+    assert report["content"]["used"] == "song"
+    assert report["pitch_shift_semitones"] == round(report["pitch_shift_semitones"])
+    assert report["separation"] == "none"
+    assert report["separation_decision"]["voice_alone"] is True
+    assert run([*common, "-o", str(tmp_path / "x.wav"), "--content", "poetry"]) == 2
+    err = capsys.readouterr().err
+    assert "error [invalid_content]" in err
+    assert "hint: --content" in err
 
     bad = tmp_path / "bad.wav"
     assert (
@@ -362,6 +384,7 @@ def test_help_choices_come_from_the_registries(
     from autovoice.models.local import LOCAL_NAMES
     from autovoice.pipeline import presets
     from autovoice.pipeline.live import LIVE_F0_METHODS, LIVE_SAMPLE_RATES
+    from autovoice.pipeline.pitch_plan import CONTENT_CHOICES
     from autovoice.separation import SEPARATORS
 
     monkeypatch.setenv("COLUMNS", "400")  # one line per option
@@ -376,6 +399,7 @@ def test_help_choices_come_from_the_registries(
     assert f"Pitch tracker: {', '.join(F0_METHODS.names)};" in line("--f0-method")
     assert "fast, balanced, quality, studio." in line("--preset")
     assert f"Vocal separation: {', '.join(SEPARATORS.names)} " in line("--separation")
+    assert f"What the input is, for --auto-key: {', '.join(CONTENT_CHOICES)}. " in line("--content")
     assert f"Quality report: {', '.join(REPORT_LEVELS)} " in line("--metrics")
 
     assert run(["live", "--help"]) == 0
@@ -425,6 +449,8 @@ def test_verbose_anywhere_and_engines_listing(capsys: pytest.CaptureFixture[str]
     assert doc["engines"][0]["options"]["properties"]["knn_k"]
     assert {"fcpe", "world", "crepe"} <= {c["name"] for c in doc["f0_methods"]}
     assert {"auto", "spleeter", "demucs", "none"} == {c["name"] for c in doc["separation"]}
+    assert [c["name"] for c in doc["contents"]] == ["auto", "speech", "song"]
+    assert doc["defaults"]["content"] == "auto"
     import logging
 
     assert logging.getLogger("autovoice").getEffectiveLevel() == logging.DEBUG

@@ -6,11 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autovoice.analysis import F0Track, VocalRange, cents, midi_to_hz
+from autovoice.analysis import F0Track, VocalRange, cents, hz_to_midi, midi_to_hz
 from autovoice.analysis.vocal_range import SPEECH_TO_SINGING_SEMITONES
 from autovoice.errors import AudioError, ParameterError
 from autovoice.pipeline import plan_pitch
-from autovoice.pipeline.pitch_plan import MOVE_MARGIN, PHRASE_GAP_S, octave_decisions
+from autovoice.pipeline.pitch_plan import (
+    BAND_MIN_DB,
+    CONTENT_MARGIN,
+    MOVE_MARGIN,
+    PHRASE_GAP_S,
+    decide_content,
+    octave_decisions,
+)
 from tests.support import SONG
 
 
@@ -307,3 +314,99 @@ def test_the_shared_song_stays_in_key_for_a_female_speaking_profile(speech_dir: 
     assert res.plan.shift_semitones == 0
     assert res.plan.ideal_shift_semitones is not None
     assert abs(res.plan.ideal_shift_semitones) < 6  # was about -8.6 against the speaking median
+
+
+# --- speech or song: the content decision -------------------------------------------------------------
+
+
+def _sung(notes: list[float], *, note_s: float = 0.4, vibrato_cents: float = 20.0) -> np.ndarray:
+    """Held notes with 5.5 Hz vibrato and 50 ms breaths: F0 per 10 ms frame."""
+    t = np.arange(int(note_s * 100)) / 100
+    parts = []
+    for m in notes:
+        parts += [midi_to_hz(m) * 2 ** (vibrato_cents / 1200 * np.sin(2 * np.pi * 5.5 * t)), np.zeros(5)]
+    return np.concatenate(parts)
+
+
+def _glides(midis: list[float], *, syllable_s: float = 0.2, fall: float = 3.0) -> np.ndarray:
+    """Spoken syllables: each falls by ``fall`` semitones over its length, 60 ms apart."""
+    n = int(syllable_s * 100)
+    parts = []
+    for m in midis:
+        parts += [midi_to_hz(m - fall * np.arange(n) / n), np.zeros(6)]
+    return np.concatenate(parts)
+
+
+def _f0(*parts: np.ndarray) -> F0Track:
+    return F0Track(np.concatenate(parts).astype(np.float32), 0.01, "fcpe")
+
+
+SUNG = _f0(_sung([57, 59, 60, 62, 64, 62, 60, 59] * 3))
+SPOKEN = _f0(_glides([50, 48, 52, 49, 47, 51, 50, 46] * 6))
+# About 0.6 steady: sung notes and spoken syllables in a ratio that lands near the classifier's boundary.
+BORDERLINE = _f0(_sung([57, 59, 60, 62] * 4), _glides([50, 48, 52, 49] * 5))
+
+
+def test_known_tracks_read_as_sung_spoken_and_borderline() -> None:
+    from autovoice.analysis.vocal_range import SUNG_STEADY_SHARE, steady_share
+
+    assert steady_share(SUNG) > SUNG_STEADY_SHARE + CONTENT_MARGIN
+    assert steady_share(SPOKEN) < SUNG_STEADY_SHARE - CONTENT_MARGIN
+    assert abs(steady_share(BORDERLINE) - SUNG_STEADY_SHARE) < CONTENT_MARGIN
+
+
+@pytest.mark.parametrize("accompaniment", [False, True])
+def test_content_auto_reads_the_input(accompaniment: bool) -> None:
+    sung = decide_content(SUNG, accompaniment=accompaniment)
+    assert (sung.used, sung.decided_by) == ("song", "auto")
+    assert "holds on notes" in sung.reason
+    spoken = decide_content(SPOKEN, accompaniment=accompaniment)
+    assert (spoken.used, spoken.decided_by) == ("speech", "auto")
+    assert "glides" in spoken.reason
+    assert spoken.to_dict() == {
+        "used": "speech",
+        "decided_by": "auto",
+        "steady_share": round(spoken.steady_share, 3),
+        "accompaniment": accompaniment,
+        "accompaniment_db": None,
+        "reason": spoken.reason,
+    }
+
+
+def test_content_near_the_boundary_follows_what_a_mistake_costs() -> None:
+    """Too close to call: with an accompaniment, a song (a song planned as speech would leave the band's
+    key); without one, speech (speech planned as a song would aim a singing range too high)."""
+    bare = decide_content(BORDERLINE, accompaniment=False)
+    assert bare.used == "speech"
+    assert "no accompaniment" in bare.reason
+    with_band = decide_content(BORDERLINE, accompaniment=True)
+    assert with_band.used == "song"
+    assert "kept in key" in with_band.reason
+    # A separated accompaniment counts when it is a band, not the residue separating a voice leaves.
+    loud = decide_content(BORDERLINE, accompaniment=True, accompaniment_db=BAND_MIN_DB + 8)
+    assert loud.used == "song"
+    assert loud.to_dict()["accompaniment_db"] == BAND_MIN_DB + 8
+    residue = decide_content(BORDERLINE, accompaniment=True, accompaniment_db=BAND_MIN_DB - 10)
+    assert residue.used == "speech"
+    assert "faint" in residue.reason
+    # Far from the boundary the level does not matter.
+    assert decide_content(SUNG, accompaniment=True, accompaniment_db=-40.0).used == "song"
+
+
+@pytest.mark.parametrize("content", ["speech", "song"])
+def test_content_option_overrides_the_input(content: str) -> None:
+    for track in (SUNG, SPOKEN):
+        d = decide_content(track, content=content, accompaniment=True)  # type: ignore[arg-type]
+        assert (d.used, d.decided_by) == (content, "option")
+        assert d.reason.startswith(f"the content option says {content}")
+
+
+def test_speech_into_a_speaking_profile_moves_by_the_medians_difference() -> None:
+    """The issue's case in miniature: a low male speaker (median ~D3) into a female speaking profile
+    6.9 semitones up: planned as speech, the shift is the medians' difference, not an octave."""
+    target = _spoken_range(float(np.median(hz_to_midi(SPOKEN.f0[SPOKEN.voiced]))) + 6.9)
+    content = decide_content(SPOKEN, accompaniment=True)  # even with music under it
+    plan = plan_pitch(SPOKEN, target=target, auto_key=True, mode=content.used, keep_key=True)
+    assert plan.shift_semitones == pytest.approx(6.9, abs=0.01)
+    as_song = plan_pitch(SPOKEN, target=target, auto_key=True, mode="song", keep_key=True)
+    assert as_song.shift_semitones == 12  # what the singing-aware plan gave before the content decision

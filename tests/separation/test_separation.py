@@ -29,6 +29,7 @@ from autovoice.separation import (
     SEPARATION_METHODS,
     SEPARATORS,
     Separation,
+    SeparationChoice,
     Stems,
     demucs_backend,
     resolve_method,
@@ -141,7 +142,8 @@ def song(seconds: float, *, sr: int, channels: int) -> np.ndarray:
 def test_none_passes_the_vocal_through(channels: int) -> None:
     y = song(1.0, sr=16_000, channels=channels)
     stems = separate(y, sr=16_000, method="none")
-    assert stems == Stems(vocals=stems.vocals, accompaniment=None, sr=16_000, method="none")
+    choice = SeparationChoice(asked="none", used="none")
+    assert stems == Stems(vocals=stems.vocals, accompaniment=None, sr=16_000, method="none", choice=choice)
     np.testing.assert_array_equal(stems.vocals, y)
     assert stems.vocals.dtype == np.float32
 
@@ -188,7 +190,10 @@ def test_auto_without_demucs_weights_runs_spleeter(settings: Settings, allow_dow
     assert resolve_method("auto", settings=s) == "spleeter"
     y = song(1.0, sr=SR, channels=2)
     stems = separate(y, sr=SR, method="auto", settings=s)
-    assert stems.method == "spleeter"
+    assert stems.method == "spleeter"  # steady tones: not a voice alone (no pauses)
+    assert stems.choice is not None
+    assert stems.choice.check is not None
+    assert not stems.choice.check.alone
     assert stems.accompaniment is not None
     assert stems.vocals.shape == stems.accompaniment.shape == y.shape
     assert not weights_path("htdemucs", s).exists()  # auto never downloads demucs
@@ -334,3 +339,11 @@ def test_gain_model_known_answer_mono_resampled() -> None:
     inner = slice(sr // 10, -sr // 10)  # resampling filters ring at the very edges
     np.testing.assert_allclose(stems.vocals[inner], 0.4 * y[inner], atol=2e-3)
     np.testing.assert_allclose(stems.accompaniment[inner], 0.6 * y[inner], atol=2e-3)
+
+
+def test_accompaniment_level_relative_to_the_vocals() -> None:
+    """Known answer: an accompaniment at a tenth of the vocal's amplitude is 20 dB below it."""
+    vocals = song(1.0, sr=SR, channels=2)
+    stems = Stems(vocals=vocals, accompaniment=0.1 * vocals, sr=SR, method="spleeter")
+    assert stems.accompaniment_db == pytest.approx(-20.0, abs=1e-6)
+    assert Stems(vocals=vocals, accompaniment=None, sr=SR).accompaniment_db is None

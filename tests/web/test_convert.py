@@ -75,7 +75,7 @@ def test_no_choice_list_in_the_page() -> None:
     form = html[html.index('id="convert-form"') : html.index('id="job-card"')]
     values = re.findall(r'<option value="([^"]*)"', form)
     assert set(values) == {""}, values
-    for name in ("world", "crepe", "fcpe", "spleeter", "demucs", "balanced"):
+    for name in ("world", "crepe", "fcpe", "spleeter", "demucs", "balanced", "speech", "song"):
         assert f'value="{name}"' not in form, name
 
 
@@ -105,12 +105,32 @@ def test_choices_come_from_the_api(
     assert page.inner_text("#separation-help") == described["spleeter"]
     page.select_option("#convert-separation", "auto")
 
+    content = _options(page, "#convert-content")
+    assert (
+        [o["value"] for o in content]
+        == [c["name"] for c in catalog["contents"]]
+        == ["auto", "speech", "song"]
+    )
+    assert [o["title"] for o in content] == [c["description"] for c in catalog["contents"]]
+    assert page.input_value("#convert-content") == catalog["defaults"]["content"] == "auto"
+    described = {c["name"]: c["description"] for c in catalog["contents"]}
+    assert page.inner_text("#content-help") == described["auto"]
+    page.select_option("#convert-content", "speech")
+    assert page.inner_text("#content-help") == described["speech"]
+    page.select_option("#convert-content", "auto")
+
     assert [o["value"] for o in _options(page, "#convert-metrics")] == catalog["metrics_levels"]
     assert page.input_value("#convert-metrics") == "fast"
     assert [o["value"] for o in _options(page, "#convert-preset")] == catalog["presets"]
     assert page.input_value("#convert-preset") == "balanced"
     # Each select has a visible label and its hint line as its description.
-    for sel in ("#convert-engine", "#convert-f0", "#convert-separation", "#convert-metrics"):
+    for sel in (
+        "#convert-engine",
+        "#convert-f0",
+        "#convert-separation",
+        "#convert-content",
+        "#convert-metrics",
+    ):
         assert page.eval_on_selector(sel, "s => s.labels.length") == 1, sel
         help_id = page.get_attribute(sel, "aria-describedby")
         assert page.inner_text(f"#{help_id}").strip(), sel
@@ -180,6 +200,50 @@ def test_report_off_conversion(
     page.wait_for_timeout(300)
     assert_no_horizontal_scroll(page)
     shot("phone-after-report-off")
+
+
+@pytest.mark.shared_data
+def test_content_choice_reaches_the_job_and_separation_auto_skips_speech(
+    new_page: Callable[..., Any], server: str, profile_id: str, tmp_path: Path
+) -> None:
+    """Speech with auto key, separation auto and content "song": the job gets the choice, skips the
+    separation (a voice alone), plans a song, and the result says both and why."""
+    page, shot = _open_convert(new_page, server)
+    page.wait_for_selector(f"#convert-profile option[value='{profile_id}']", state="attached")
+    page.select_option("#convert-profile", profile_id)
+    page.set_input_files("#song-file", str(speech_clip(tmp_path)))
+    page.select_option("#convert-preset", "fast")
+    page.select_option("#convert-metrics", "off")
+    page.select_option("#convert-content", "song")
+    page.check("input[name='pitch-mode'][value='auto']")
+    shot("desktop-content-song")
+    page.click("#convert-submit")
+    page.wait_for_selector("#job-card[data-state='completed']", timeout=150_000)
+    page.wait_for_selector("#result-card:not([hidden])")
+    job = _job(server, str(page.get_attribute("#job-card", "data-job-id")))
+    assert job["params"]["content"] == "song"
+    assert job["params"]["separation"] == "auto"
+    assert job["metrics"]["separation"] == "none"
+    assert job["metrics"]["separation_decision"]["voice_alone"] is True
+    assert job["metrics"]["content"]["used"] == "song"
+    assert job["metrics"]["content"]["decided_by"] == "option"
+    facts = page.inner_text("#result-facts")
+    assert re.search(r"Separation\s+none\s+\(auto: skipped: a voice alone", facts, re.I), facts
+    assert re.search(r"Planned as\s+song\s+\(chosen: the content option says song", facts, re.I), facts
+    page.locator("#result-facts").scroll_into_view_if_needed()
+    shot("desktop-after-content-song")
+
+    # The API's form field is the same option: a value outside its choices is refused before any job.
+    clip = speech_clip(tmp_path)
+    res = httpx.post(
+        server + "api/v1/conversions",
+        data={"profile_id": profile_id, "content": "poetry"},
+        files=[("file", (clip.name, clip.read_bytes(), "audio/wav"))],
+        timeout=60,
+    )
+    assert res.status_code == 422, res.text
+    assert res.json()["error"]["code"] == "invalid_content"
+    assert res.json()["error"]["details"]["valid"] == ["auto", "speech", "song"]
 
 
 @pytest.mark.shared_data
@@ -259,6 +323,19 @@ _RENDER_DOC = {
             {"code": "input_not_vocal", "message": "The input sounds like a full mix <b>not</b> a vocal."},
             {"code": "quality_degraded", "message": "The result scored low."},
         ],
+        "separation_decision": {
+            "used": "spleeter",
+            "decided_by": "auto",
+            "reason": "music likely: not quiet between phrases",
+            "voice_alone": False,
+        },
+        "content": {
+            "used": "song",
+            "decided_by": "auto",
+            "steady_share": 0.74,
+            "accompaniment": True,
+            "reason": "steady share 0.74 >= 0.70: the pitch holds on notes, as in singing",
+        },
         "pitch_shift_semitones": 12.0,
         "pitch_plan": {
             "shift_semitones": 12.0,
@@ -289,7 +366,10 @@ def test_renders_warnings_plan_and_missing_report(new_page: Callable[..., Any], 
     assert "full mix <b>not</b> a vocal" in first.inner_text(), "messages are text, never HTML"
     assert first.locator(".notice-code").inner_text() == "input_not_vocal"
     facts = page.inner_text("#result-facts")
-    assert re.search(r"Separation\s+spleeter\s+\(auto\)", facts, re.I), facts
+    assert re.search(
+        r"Separation\s+spleeter\s+\(auto: music likely: not quiet between phrases\)", facts, re.I
+    ), facts
+    assert re.search(r"Planned as\s+song\s+\(auto: steady share 0\.74 >= 0\.70", facts, re.I), facts
     assert re.search(r"F0 method\s+fcpe\s+\(the preset's\)", facts, re.I), facts
     assert re.search(r"\+12\.00 st\s+\(auto key, ideal \+9\.37 st\)", facts, re.I), facts
     assert re.search(r"Octave moves\s+12\.5 %", facts, re.I), facts
@@ -311,7 +391,10 @@ def test_renders_warnings_plan_and_missing_report(new_page: Callable[..., Any], 
             "warnings": ["dnsmos: the converted vocal is too short to score."],
         },
     }
+    del doc["metrics"]["separation_decision"], doc["metrics"]["content"]
     page.evaluate(render, doc)
+    assert re.search(r"Separation\s+spleeter\s+\(auto\)", page.inner_text("#result-facts"), re.I)
+    assert "Planned as" not in page.inner_text("#result-facts")
     assert page.locator("#result-warnings .notice").count() == 1
     assert page.locator("#result-warnings .notice-code").inner_text() == "dnsmos"
     assert page.locator("#report ul.warnings").count() == 0, "a note already shown above is not repeated"

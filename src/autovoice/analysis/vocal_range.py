@@ -164,9 +164,17 @@ def vocal_range(track: F0Track, *, min_voiced_s: float = 0.5) -> VocalRange:
         median_hz=to_hz(med),
         voiced_seconds=voiced_s,
         confidence=confidence,
-        style="sung" if steady >= SUNG_STEADY_SHARE else "spoken",
+        style=voice_style(steady),
         steady_share=steady,
     )
+
+
+def voice_style(steady: float) -> Literal["sung", "spoken"]:
+    """``sung`` when ``steady`` (a :func:`steady_share`) reaches :data:`SUNG_STEADY_SHARE`, else ``spoken``.
+
+    The one classifier of a voice's style: a profile's range uses it, and a conversion's ``content=auto``
+    uses it on the input (with a margin, see :func:`autovoice.pipeline.pitch_plan.decide_content`)."""
+    return "sung" if steady >= SUNG_STEADY_SHARE else "spoken"
 
 
 def steady_share(track: F0Track) -> float:

@@ -98,6 +98,7 @@ _CODE_FLAGS = {
     "invalid_f0_method": "--f0-method",
     "invalid_preset": "--preset",
     "invalid_separation": "--separation",
+    "invalid_content": "--content",
     "invalid_metrics_level": "--metrics",
     "invalid_pitch_shift": "--pitch",
     "invalid_engine_options": "--engine-options",

@@ -95,7 +95,18 @@ def convert_cmd(
     separation: Annotated[
         str,
         typer.Option(
-            "--separation", help="Vocal separation: {separation} (auto: Demucs if present, else Spleeter)."
+            "--separation",
+            help="Vocal separation: {separation} (auto: skipped for a voice alone, speech or a cappella; "
+            "else Demucs if present, else Spleeter).",
+        ),
+    ] = "auto",
+    content: Annotated[
+        str,
+        typer.Option(
+            "--content",
+            help="What the input is, for --auto-key: {contents}. auto decides from how steady its pitch "
+            "is; speech moves it exactly onto the voice's speaking median; song onto its singing range in "
+            "whole semitones (whole octaves with an accompaniment, to stay in key).",
         ),
     ] = "auto",
     metrics: Annotated[
@@ -137,6 +148,7 @@ def convert_cmd(
         pitch_shift=pitch,
         auto_key=auto_key or None,
         separation=separation,
+        content=content,
         metrics=metrics,
         engine_options=engine_options,
     )
@@ -297,6 +309,10 @@ def _print_conversion(src: Path, doc: dict[str, Any], voice: str) -> None:
         + (f", {moved * 100:.0f} % of voiced frames moved by octaves" if moved else "")
     )
     typer.echo(f"  tracks     separation {doc['separation']}, F0 by {doc['f0_method']}")
+    sep, content = doc.get("separation_decision"), doc["content"]
+    if sep is not None and sep["decided_by"] == "auto":
+        typer.echo(f"  separation {sep['reason']}")
+    typer.echo(f"  content    {content['used']} ({content['decided_by']}: {content['reason']})")
     typer.echo(
         f"  speed      {doc['audio_seconds']:.1f} s of audio in {doc['processing_seconds']:.1f} s "
         f"(RTF {doc['rtf']:.3f})" + (f"; report {report_s:.1f} s" if report_s is not None else "")
@@ -387,7 +403,8 @@ def _expand_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def engines_cmd(as_json: JsonOpt = False) -> None:
-    """List the conversion engines, F0 methods and separation backends, with what each is for."""
+    """List the conversion engines, F0 methods, separation backends and content choices, with what each
+    is for."""
     from autovoice.pipeline.catalog import catalog
 
     doc = catalog()
@@ -397,6 +414,7 @@ def engines_cmd(as_json: JsonOpt = False) -> None:
             ("engines", "Engines"),
             ("f0_methods", "F0 methods"),
             ("separation", "Separation"),
+            ("contents", "Content (for auto key)"),
         ):
             typer.secho(title, bold=True)
             for c in doc[key]:

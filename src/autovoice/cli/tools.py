@@ -116,7 +116,7 @@ def command_path(command: Any, args: Sequence[str]) -> str:
 def choice_names(kind: str) -> tuple[str, ...]:
     """The names a CLI option chooses from, read from their one definition (a registry, a ``Literal``'s
     tuple, a settings-dependent list): ``engines``, ``streaming_engines``, ``f0_methods``,
-    ``live_f0_methods``, ``live_f0_default``, ``separation``, ``presets``, ``metrics_levels``,
+    ``live_f0_methods``, ``live_f0_default``, ``separation``, ``contents``, ``presets``, ``metrics_levels``,
     ``sample_rates``, ``local_models``, ``voices``, ``default_voice``. Imports that definition, so it is
     called only to show a command's ``--help`` (see :func:`fill_choices`). ``KeyError`` for another
     ``kind``."""
@@ -145,6 +145,10 @@ def choice_names(kind: str) -> tuple[str, ...]:
             from autovoice.separation import SEPARATORS
 
             return SEPARATORS.names
+        case "contents":
+            from autovoice.pipeline.pitch_plan import CONTENT_CHOICES
+
+            return tuple(CONTENT_CHOICES)
         case "presets":
             from autovoice.pipeline.presets import PRESETS
 

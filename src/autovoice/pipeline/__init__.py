@@ -13,11 +13,21 @@ from autovoice.pipeline.convert import (
 from autovoice.pipeline.enroll import build_profile, enroll, stage_model
 from autovoice.pipeline.mix import MixResult, remix, true_peak_dbtp
 from autovoice.pipeline.options import ConversionOptions
-from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, auto_shift, plan_pitch
+from autovoice.pipeline.pitch_plan import (
+    Content,
+    ContentDecision,
+    PitchMode,
+    PitchPlan,
+    auto_shift,
+    decide_content,
+    plan_pitch,
+)
 from autovoice.pipeline.presets import PRESETS, PresetConfig, preset_config
 
 __all__ = [
     "PRESETS",
+    "Content",
+    "ContentDecision",
     "ConversionOptions",
     "ConversionResult",
     "MixResult",
@@ -31,6 +41,7 @@ __all__ = [
     "convert_audio",
     "convert_file",
     "convert_speech",
+    "decide_content",
     "default_output",
     "enroll",
     "plan_pitch",

@@ -23,13 +23,14 @@ from autovoice.config import Settings, get_settings
 from autovoice.errors import ParameterError
 from autovoice.pipeline.mix import remix
 from autovoice.pipeline.options import ConversionOptions
-from autovoice.pipeline.pitch_plan import PitchMode, PitchPlan, plan_pitch
+from autovoice.pipeline.pitch_plan import ContentDecision, PitchPlan, decide_content, plan_pitch
 from autovoice.pipeline.presets import preset_config
 from autovoice.progress import ProgressCallback, no_progress, sub_progress
 
 if TYPE_CHECKING:
     from autovoice.metrics.report import QualityReport
     from autovoice.profiles.profile import VoiceProfile
+    from autovoice.separation import SeparationChoice
 
 #: The engines work between these rates; other inputs are resampled for the engine and back.
 ENGINE_MIN_SR, ENGINE_MAX_SR = 16_000, 48_000
@@ -48,6 +49,8 @@ class ConversionResult:
     options: ConversionOptions
     separation: str  # what ran (``auto`` resolved)
     f0_method: str  # what ran (the preset's when not chosen)
+    content: ContentDecision  # planned as speech or as a song, and why
+    separation_choice: SeparationChoice | None = None  # why ``separation`` ran (or was skipped)
     timings: dict[str, float] = field(default_factory=dict)
     #: ``{"code", "message"}`` documents: the input or the result is suspect (see docs/metrics.md).
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -78,6 +81,10 @@ class ConversionResult:
                 "engine": self.options.engine,
                 "f0_method": self.f0_method,
                 "separation": self.separation,
+                "separation_decision": (
+                    self.separation_choice.to_dict() if self.separation_choice is not None else None
+                ),
+                "content": self.content.to_dict(),
                 "warnings": self.warnings,
                 "pitch_shift_semitones": round(self.plan.shift_semitones, 3),
                 "pitch_plan": self.plan.to_dict(),
@@ -126,7 +133,6 @@ def convert_audio(
     profile: VoiceProfile,
     options: ConversionOptions | None = None,
     accompaniment: np.ndarray | None = None,
-    mode: PitchMode = "song",
     device: str = "cpu",
     settings: Settings | None = None,
     progress: ProgressCallback = no_progress,
@@ -140,12 +146,13 @@ def convert_audio(
     profile
         The target voice.
     options
-        The conversion's choices (engine, F0 method, preset, pitch, separation, report level, engine
-        options), already validated; default :class:`ConversionOptions` ().
+        The conversion's choices (engine, F0 method, preset, pitch, separation, content, report level,
+        engine options), already validated; default :class:`ConversionOptions` (). ``content`` decides
+        how auto key plans (:func:`~autovoice.pipeline.pitch_plan.decide_content`): speech exactly onto
+        the profile's speaking median, a song in whole semitones (octaves with an accompaniment) onto its
+        singing range.
     accompaniment
         An accompaniment to mix back (same rate as ``y``), e.g. a stem you already have.
-    mode
-        ``song`` (whole-semitone auto key) or ``speech`` (exact auto key).
 
     Returns
     -------
@@ -196,12 +203,18 @@ def convert_audio(
     esr = min(max(sr, ENGINE_MIN_SR), ENGINE_MAX_SR)
     v = resample(vocals, orig_sr=sr, target_sr=esr)
     track = estimate_f0(v, sr=esr, method=f0_method, hop_s=FRAME_HOP_S, device=device)
+    content = decide_content(
+        track,
+        content=opts.content,
+        accompaniment=acc is not None,
+        accompaniment_db=None if accompaniment is not None else stems.accompaniment_db,
+    )
     plan = plan_pitch(
         track,
         target=profile.vocal_range,
         semitones=opts.pitch_shift,
         auto_key=opts.auto_key,
-        mode=mode,
+        mode=content.used,
         keep_key=acc is not None,
         smooth_radius=cfg.f0_smooth_radius,
         cap_to_range=cfg.cap_to_range and opts.auto_key,
@@ -278,6 +291,8 @@ def convert_audio(
         options=opts,
         separation=stems.method,
         f0_method=f0_method,
+        content=content,
+        separation_choice=stems.choice,
         timings=timings,
         warnings=warnings,
         source_f0=track.f0,
@@ -411,6 +426,7 @@ def convert_speech(
         pitch_shift=pitch_shift,
         auto_key=pitch_shift is None or None,
         separation="none",
+        content="speech",
         metrics="off",
     )
     result = convert_audio(
@@ -418,7 +434,6 @@ def convert_speech(
         sr=sr,
         profile=profile,
         options=options,
-        mode="speech",
         device=device,
         settings=settings,
         progress=progress,

@@ -19,6 +19,7 @@ from autovoice.engines import DEFAULT_ENGINE, ENGINES, EngineName
 from autovoice.engines.base import Preset, options_error
 from autovoice.errors import ParameterError, unknown_choice
 from autovoice.metrics import ReportLevel
+from autovoice.pipeline.pitch_plan import Content
 from autovoice.separation import Separation
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ _CHOICE_CODES: dict[str, tuple[str, str]] = {
     "f0_method": ("invalid_f0_method", "F0 method"),
     "preset": ("invalid_preset", "preset"),
     "separation": ("invalid_separation", "separation"),
+    "content": ("invalid_content", "content"),
     "metrics": ("invalid_metrics_level", "metrics level"),
 }
 
@@ -64,7 +66,14 @@ class ConversionOptions(BaseModel):
     auto_key: bool = Field(default=False, description="Move the melody into the profile's vocal range.")
     separation: Separation = Field(
         default="auto",
-        description="Vocal separation: auto (Demucs if installed, else Spleeter), demucs, spleeter, none.",
+        description="Vocal separation: auto (skipped for a voice alone; else Demucs if installed, else "
+        "Spleeter), demucs, spleeter, none.",
+    )
+    content: Content = Field(
+        default="auto",
+        description="What the input is, for auto key: auto (decided from how steady its pitch is), speech "
+        "(the profile's speaking median, exact shift) or song (its singing range, whole semitones; "
+        "whole octaves with an accompaniment).",
     )
     metrics: ReportLevel = Field(
         default="fast", description="Quality report: full, fast (bounded windows) or off."
@@ -99,10 +108,10 @@ class ConversionOptions(BaseModel):
         Raises
         ------
         ParameterError
-            ``unknown_engine``, ``invalid_f0_method``, ``invalid_preset``, ``invalid_separation`` or
-            ``invalid_metrics_level`` (listing the valid names), ``invalid_pitch_shift``,
-            ``invalid_engine_options`` (the engine's own model rejected one), ``invalid_parameter``
-            (anything else, naming the field).
+            ``unknown_engine``, ``invalid_f0_method``, ``invalid_preset``, ``invalid_separation``,
+            ``invalid_content`` or ``invalid_metrics_level`` (listing the valid names),
+            ``invalid_pitch_shift``, ``invalid_engine_options`` (the engine's own model rejected one),
+            ``invalid_parameter`` (anything else, naming the field).
         """
         return parse_options(cls, data, fields)
 

@@ -1,17 +1,32 @@
 """The pitch plan: what F0 the converted voice sings, given the source contour and the target's range.
 
 Manual: shift by N semitones (-24..24). Auto key: move the source's median pitch onto the profile's
-median. For songs the shift is whole semitones and octave-aware: with accompaniment the shift is a
-whole number of octaves (the vocal stays in the song's key), so a male-to-female conversion lands on
-+12 rather than +19 even when the singer's median sits 7 semitones off; for a bare vocal it is the
-nearest semitone. For speech it is exact (fractional semitones). Optional median smoothing of the
-contour.
+median. How depends on what the input is (:func:`decide_content`, the ``content`` option):
 
-A song is planned against the profile's **singing** range (:meth:`VocalRange.singing`): a profile built
-from speech sings higher than it speaks, so its speaking range moves up by
-:data:`~autovoice.analysis.vocal_range.SPEECH_TO_SINGING_SEMITONES` first. Without that, a female singer
-(median 293 Hz) converted into a female speaking profile (median 178 Hz) with accompaniment went down an
-octave; with it she stays in the song's key, and a male singer moves up an octave.
+- **speech** aims at the profile's speaking median with the exact shift (fractional semitones, no
+  rounding): a man's read speech into a woman's profile moves by the +6.9 semitones between their
+  speaking medians, not by an octave.
+- **song** aims at the profile's **singing** range (:meth:`VocalRange.singing`) and rounds: with an
+  accompaniment mixed back the shift is a whole number of octaves (the vocal stays in the song's key),
+  so a male-to-female conversion lands on +12 rather than +19 even when the singer's median sits 7
+  semitones off; for a bare vocal it is the nearest semitone. A profile built from speech sings higher
+  than it speaks, so its speaking range moves up by
+  :data:`~autovoice.analysis.vocal_range.SPEECH_TO_SINGING_SEMITONES` first. Without that, a female
+  singer (median 293 Hz) converted into a female speaking profile (median 178 Hz) with accompaniment
+  went down an octave; with it she stays in the song's key, and a male singer moves up an octave.
+
+``content=auto`` decides per input from the vocal's own pitch track with the profile's style classifier
+(:func:`~autovoice.analysis.vocal_range.steady_share`: sung notes hold their pitch, speech glides; a
+share of :data:`~autovoice.analysis.vocal_range.SUNG_STEADY_SHARE` or more is singing). Near that
+boundary (within :data:`CONTENT_MARGIN`) one reading is not enough, and what a mistake costs decides:
+with a band mixed back the input is planned as a song (a song planned as speech would be shifted out of
+the band's key), without one as speech (speech planned as a song would aim a singing range too high). A
+band is an accompaniment that was given, or that separation found at least :data:`BAND_MIN_DB` loud: the
+residue that separating a voice alone leaves is not one. Measured on the shared recordings
+(``bench/content.py``): the 100 LibriSpeech utterances read 0.00-0.62 (all planned as speech when bare;
+4 would be songs under a band), the shared song's separated vocal 0.58-0.86 per 10 s and 0.73 whole
+(every excerpt planned as a song with its accompaniment; bare, the 10 s excerpts under 0.70, 5 of 12,
+are planned as speech). Optional median smoothing of the contour.
 
 The range cap moves whole **phrases** by octaves, never single syllables, so the melody's intervals
 inside a phrase are kept. A phrase is a stretch of voiced runs joined across unvoiced gaps shorter than
@@ -31,16 +46,34 @@ has hysteresis, on the phrase's median after the global shift and its distance b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy.ndimage import median_filter
 
 from autovoice.analysis import F0Track, VocalRange, hz_to_midi, sustained_f0
+from autovoice.analysis.vocal_range import SUNG_STEADY_SHARE, steady_share, voice_style
 from autovoice.errors import AudioError, ParameterError
 
 PitchMode = Literal["song", "speech"]
+#: What a conversion's input is, as the ``content`` option names it (``auto``: :func:`decide_content`).
+Content = Literal["auto", "speech", "song"]
+#: Each content choice and what it does, for help texts and the web page.
+CONTENT_CHOICES: dict[str, str] = {
+    "auto": "Decided per input from how steady its pitch is (sung notes hold it, speech glides).",
+    "speech": "Auto key aims at the voice's speaking median with the exact shift, no rounding.",
+    "song": "Auto key aims at the voice's singing range in whole semitones (whole octaves with an "
+    "accompaniment, to stay in key).",
+}
+assert tuple(CONTENT_CHOICES) == get_args(Content)
+#: Auto content: a steady share within this of SUNG_STEADY_SHARE is too close to call on its own.
+CONTENT_MARGIN = 0.1
+#: ... then a band decides for a song: an accompaniment mixed back that was given, or that separation found
+#: at least this loud relative to the vocal stem (dB). Separating a voice alone leaves a residue (Spleeter:
+#: 7-34 dB below the vocal of 20 LibriSpeech utterances, median 23); the shared song's band is 0-4 dB
+#: above its vocal, and music mixed 10 dB under speech comes out 5-11 dB below it.
+BAND_MIN_DB = -10.0
 MAX_SHIFT = 24.0
 #: Unvoiced gaps shorter than this (seconds) join voiced runs into one phrase.
 PHRASE_GAP_S = 0.35
@@ -103,6 +136,75 @@ class PitchPlan:
             "moved_share": round(self.moved_share, 4),
             "octave_moves": [m.to_dict() for m in self.octave_moves],
         }
+
+
+@dataclass(frozen=True)
+class ContentDecision:
+    """Whether the input was planned as speech or as a song, and why (:func:`decide_content`)."""
+
+    used: PitchMode
+    decided_by: Literal["auto", "option"]  # the input's pitch, or the content option
+    steady_share: float  # of the vocal's pitch track, 0..1 (measured either way)
+    accompaniment: bool  # an accompaniment is mixed back
+    #: Its level relative to the vocal stem when separation found it (``None``: given, or none).
+    accompaniment_db: float | None = None
+
+    @property
+    def band(self) -> bool:
+        """An accompaniment to keep in key with: one was given, or separation found one at least
+        :data:`BAND_MIN_DB` loud (not the residue separating a voice alone leaves)."""
+        return self.accompaniment and (self.accompaniment_db is None or self.accompaniment_db >= BAND_MIN_DB)
+
+    @property
+    def reason(self) -> str:
+        """One sentence for reports."""
+        share = f"steady share {self.steady_share:.2f}"
+        if self.decided_by == "option":
+            return f"the content option says {self.used} ({share})"
+        lo, hi = SUNG_STEADY_SHARE - CONTENT_MARGIN, SUNG_STEADY_SHARE + CONTENT_MARGIN
+        if self.steady_share >= hi:
+            return f"{share} >= {hi:.2f}: the pitch holds on notes, as in singing"
+        if self.steady_share < lo:
+            return f"{share} < {lo:.2f}: the pitch glides, as in speech"
+        if self.band:
+            why = "an accompaniment is mixed back, so it is kept in key as a song"
+        elif self.accompaniment:
+            why = f"the accompaniment is faint ({self.accompaniment_db:.0f} dB), so it is planned as speech"
+        else:
+            why = "there is no accompaniment, so it is planned as speech"
+        return f"{share} is within {CONTENT_MARGIN:g} of {SUNG_STEADY_SHARE:g}, too close to call; {why}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "used": self.used,
+            "decided_by": self.decided_by,
+            "steady_share": round(self.steady_share, 3),
+            "accompaniment": self.accompaniment,
+            "accompaniment_db": None if self.accompaniment_db is None else round(self.accompaniment_db, 1),
+            "reason": self.reason,
+        }
+
+
+def decide_content(
+    source: F0Track, *, content: Content = "auto", accompaniment: bool, accompaniment_db: float | None = None
+) -> ContentDecision:
+    """Whether ``source`` (the vocal's pitch track) is planned as speech or as a song.
+
+    ``content`` ``speech`` or ``song`` is used as given; ``auto`` reads the track's
+    :func:`~autovoice.analysis.vocal_range.steady_share` with the profile's style classifier, and within
+    :data:`CONTENT_MARGIN` of its boundary lets the accompaniment decide: song when one is mixed back
+    (``accompaniment``) and is a band (given, ``accompaniment_db`` ``None``, or found by separation at
+    least :data:`BAND_MIN_DB` loud relative to the vocal), speech otherwise (see the module notes).
+    """
+    share = steady_share(source)
+    if content != "auto":
+        return ContentDecision(content, "option", share, accompaniment, accompaniment_db)
+    decision = ContentDecision("speech", "auto", share, accompaniment, accompaniment_db)
+    if abs(share - SUNG_STEADY_SHARE) < CONTENT_MARGIN:
+        used: PitchMode = "song" if decision.band else "speech"
+    else:
+        used = "song" if voice_style(share) == "sung" else "speech"
+    return replace(decision, used=used)
 
 
 def auto_shift(

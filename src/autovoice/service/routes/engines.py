@@ -27,6 +27,7 @@ class CatalogPublic(BaseModel):
     engines: list[ChoicePublic]
     f0_methods: list[ChoicePublic]
     separation: list[ChoicePublic]
+    contents: list[ChoicePublic] = Field(description="What an input is taken as (speech, song) for auto key.")
     presets: list[str]
     metrics_levels: list[str]
     defaults: dict[str, str]

@@ -129,6 +129,7 @@ const LEVEL_TEXT = {
   off: ["Off", "No quality report: the job finishes sooner; only timings are shown."],
 };
 const PRESET_TEXT = { fast: "Fast", balanced: "Balanced", quality: "Quality" };
+const CONTENT_TEXT = { auto: "Decide from the input", speech: "Speech", song: "Song" };
 const PRESET_F0 = "Preset's choice";
 const titleCase = (name) => (name ? name.charAt(0).toUpperCase() + name.slice(1).replaceAll("_", " ") : "");
 
@@ -145,6 +146,10 @@ const CHOICES = [
     def: (c) => c.defaults.preset,
   },
   { select: "#convert-separation", help: "#separation-help", list: (c) => c.separation, def: (c) => c.defaults.separation },
+  {
+    select: "#convert-content", help: "#content-help", def: (c) => c.defaults.content,
+    list: (c) => (c.contents || []).map((e) => ({ ...e, text: CONTENT_TEXT[e.name] || titleCase(e.name) })),
+  },
   {
     select: "#convert-metrics", help: "#metrics-help",
     list: (c) => (c.metrics_levels || []).map((n) => ({ name: n, text: (LEVEL_TEXT[n] || [titleCase(n)])[0], description: (LEVEL_TEXT[n] || [])[1] || "" })),
@@ -345,9 +350,15 @@ function renderFacts(job) {
   add("preset", "Preset", m.preset || asked.preset);
   add("f0_method", "F0 method", m.f0_method || asked.f0_method, asked.f0_method ? null : "(the preset's)");
   const sep = m.separation || asked.separation;
-  const sepNote = asked.separation && sep !== asked.separation ? `(${asked.separation})`
+  const decided = m.separation_decision;
+  const sepNote = decided && decided.decided_by === "auto" ? `(auto: ${decided.reason})`
+    : asked.separation && sep !== asked.separation ? `(${asked.separation})`
     : sep === "none" ? (job.params.accompaniment ? "(accompaniment given)" : "(the input is used as the vocal)") : null;
   add("separation", "Separation", sep, sepNote);
+  const content = m.content;
+  if (content && content.used) {
+    add("content", "Planned as", content.used, `(${content.decided_by === "auto" ? "auto" : "chosen"}: ${content.reason})`);
+  }
   if (isNum(shift)) {
     const how = [plan.auto_key ? "auto key" : null,
       isNum(plan.ideal_shift_semitones) ? `ideal ${signed(plan.ideal_shift_semitones, 2)} st` : null].filter(Boolean);
@@ -681,6 +692,7 @@ export function initConvert() {
           f0_method: $("#convert-f0").value,
           preset: $("#convert-preset").value,
           separation: $("#convert-separation").value,
+          content: $("#convert-content").value,
           metrics: $("#convert-metrics").value,
           auto_key: autoKey,
           pitch_shift: autoKey ? null : pitchShift,
