@@ -45,7 +45,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pyworld
 from pydantic import ConfigDict, Field
 
 from autovoice.analysis.content import content_features
@@ -53,15 +52,9 @@ from autovoice.analysis.f0 import FRAME_HOP_S
 from autovoice.audio import resample
 from autovoice.engines.base import Preset, profile_outdated
 from autovoice.engines.world.dsp import (
-    BINS_HZ,
-    FFT_SIZE,
     INTERNAL_SR,
-    MEL_HZ,
-    MERGE_HZ,
     N_MEL,
-    analyse,
     check_enrollment,
-    lerp_columns,
     n_frames,
     regrid_f0,
     smooth_time,
@@ -70,6 +63,7 @@ from autovoice.engines.world.dsp import (
 from autovoice.engines.world.engine import WorldFamilyEngine
 from autovoice.engines.world.mapping import profile_stats
 from autovoice.engines.world.options import WorldOptions, WorldParams
+from autovoice.engines.world.synth import analyse_frames, crossover, smooth_voiced, synthesize, to_bins
 from autovoice.errors import ParameterError
 from autovoice.progress import ProgressCallback, no_progress
 
@@ -83,8 +77,6 @@ FEATURE_VERSION = 1
 MAX_FRAMES = 3000
 #: Width of a content feature.
 KEY_DIM = 512
-#: STFT of the crossover: window and hop, seconds (at any sample rate).
-_STFT_WIN_S, _STFT_HOP_S = 0.032, 0.008
 
 #: The copied band on top of the world engine's presets (which it keeps for the band below).
 PRESET_OPTIONS: dict[str, dict[str, Any]] = {
@@ -153,7 +145,7 @@ class BandcopyEngine(WorldFamilyEngine[BandcopyParams]):
         if len(idx) > MAX_FRAMES:
             idx = idx[np.linspace(0, len(idx) - 1, MAX_FRAMES).round().astype(int)]
         frames = np.stack([2 * idx, 2 * idx + 1], axis=1).reshape(-1)
-        log_env, log_ap = _analyse(x16, f0_grid, frames)
+        log_env, log_ap = analyse_frames(x16, f0_grid, frames)
         return {
             "version": np.array([FEATURE_VERSION], dtype=np.int32),
             "keys": content[idx].astype(np.float16),
@@ -216,7 +208,9 @@ class BandcopyEngine(WorldFamilyEngine[BandcopyParams]):
             if len(here) >= 2:
                 high = _copied_band(content, tgt_f0[w.a : w.b], here, first=w.a, bank=bank, params=o)
                 high = resample(high, orig_sr=INTERNAL_SR, target_sr=sr)
-                seg = _crossover(seg, high, mask[w.a : w.b], sr=sr, params=o)
+                seg = crossover(
+                    seg, high, mask[w.a : w.b], sr=sr, split_hz=o.split_hz, width_hz=o.split_width_hz
+                )
             plan.add(out, seg, w)
             progress(0.7 + 0.3 * (i + 1) / len(plan.windows), "convert")
         return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float32)
@@ -264,31 +258,6 @@ def _profile_bank(profile: VoiceProfile) -> _Bank:
     return _Bank(k, env, ap)
 
 
-def _analyse(x16: np.ndarray, f0: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CheapTrick log power envelopes and D4C log aperiodicities of ``frames`` on the mel grid."""
-    sp = analyse(x16, f0[frames], frames, hop_s=FRAME_HOP_S)
-    t = frames * FRAME_HOP_S
-    s0 = max(int((t.min() - 0.05) * INTERNAL_SR), 0)
-    s1 = min(int((t.max() + 0.05) * INTERNAL_SR) + 1, len(x16))
-    ap = pyworld.d4c(
-        np.ascontiguousarray(x16[s0:s1], dtype=np.float64),
-        np.ascontiguousarray(f0[frames], dtype=np.float64),
-        np.ascontiguousarray(t - s0 / INTERNAL_SR),
-        INTERNAL_SR,
-        fft_size=FFT_SIZE,
-    )
-    return _on_mel(np.log(sp)), _on_mel(np.log(np.clip(ap, 1e-4, 1.0)))
-
-
-def _on_mel(log_bins: np.ndarray) -> np.ndarray:
-    pos = np.interp(MEL_HZ, BINS_HZ, np.arange(len(BINS_HZ)))
-    return lerp_columns(log_bins, pos)
-
-
-def _to_bins(log_mel: np.ndarray) -> np.ndarray:
-    return lerp_columns(log_mel, np.interp(BINS_HZ, MEL_HZ, np.arange(N_MEL)))
-
-
 def _copied_band(
     content: np.ndarray,
     tgt_f0: np.ndarray,
@@ -313,50 +282,8 @@ def _copied_band(
     env[voiced] = bank.log_env[idx].mean(1)
     ap[voiced] = bank.log_ap[idx].mean(1)
     ms = params.copy_smooth_ms
-    env = _smooth_voiced(env, voiced, ms)
-    ap = _smooth_voiced(ap, voiced, ms)
+    env = smooth_voiced(env, voiced, ms)
+    ap = smooth_voiced(ap, voiced, ms)
     f0 = np.zeros(n)
     f0[voiced] = tgt_f0[voiced]
-    out = pyworld.synthesize(
-        f0,
-        np.ascontiguousarray(np.exp(_to_bins(env))),
-        np.ascontiguousarray(np.exp(_to_bins(ap))),
-        INTERNAL_SR,
-        frame_period=FRAME_HOP_S * 1000.0,
-    )
-    return np.asarray(out, dtype=np.float32)
-
-
-def _smooth_voiced(a: np.ndarray, voiced: np.ndarray, ms: float) -> np.ndarray:
-    """``a`` smoothed over time at the ``voiced`` frame indices; while smoothing, every other frame
-    holds the next voiced frame's value, so unvoiced neighbours do not pull the edges."""
-    nearest = voiced[np.clip(np.searchsorted(voiced, np.arange(len(a))), 0, len(voiced) - 1)]
-    out = a.copy()
-    out[voiced] = smooth_time(a[nearest], ms, hop_s=FRAME_HOP_S)[voiced]
-    return out
-
-
-def _crossover(
-    low: np.ndarray, high: np.ndarray, mask: np.ndarray, *, sr: int, params: BandcopyParams
-) -> np.ndarray:
-    """``low`` with its band above the split replaced by ``high`` where ``mask`` (voicing per 10 ms
-    frame) is on; ``high``'s level matched per STFT frame to the band it replaces."""
-    from scipy.signal import istft, stft
-
-    n = len(low)
-    high = np.pad(high[:n], (0, max(0, n - len(high))))
-    nper = int(round(_STFT_WIN_S * sr))
-    hop = int(round(_STFT_HOP_S * sr))
-    freqs, times, a = stft(low, fs=sr, nperseg=nper, noverlap=nper - hop, boundary="even", padded=True)
-    _, _, b = stft(high, fs=sr, nperseg=nper, noverlap=nper - hop, boundary="even", padded=True)
-    split, width = params.split_hz, params.split_width_hz
-    lo_edge, hi_edge = MERGE_HZ
-    w = np.clip((freqs - (split - width / 2)) / width, 0.0, 1.0)
-    w *= np.clip((hi_edge - freqs) / (hi_edge - lo_edge), 0.0, 1.0)
-    m = np.interp(times, np.arange(len(mask)) * FRAME_HOP_S, mask)
-    band = w[:, None] * m[None, :]
-    ea = (np.abs(a) ** 2 * w[:, None]).sum(0)
-    eb = (np.abs(b) ** 2 * w[:, None]).sum(0)
-    b = b * np.sqrt(ea / np.maximum(eb, 1e-12))[None, :]
-    _, out = istft(a * (1 - band) + b * band, fs=sr, nperseg=nper, noverlap=nper - hop, boundary=True)
-    return np.asarray(out[:n], dtype=np.float32)
+    return synthesize(f0, to_bins(env), to_bins(ap))
